@@ -1,0 +1,46 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11 and make:
+#   make reproduce   # sample data -> every notebook through papermill -> results/sample/
+#   make test        # pytest + nbval on the sample data
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SAMPLE ?= data/sample
+DATA_DIR ?= $(SAMPLE)
+PROFILE ?= sample
+OUT    ?= results/$(PROFILE)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+
+.PHONY: help install sample reproduce test test-fast lab clean
+
+help:
+	@echo "make reproduce  - generate the sample data and run every notebook on it (results/sample/)"
+	@echo "make test       - run the unit tests and the notebooks (nbval) on the sample data"
+	@echo "make lab        - open the notebooks in JupyterLab"
+
+$(BIN)/cxr: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,lab,dask]"
+	touch $@
+
+install: $(BIN)/cxr
+
+sample: $(BIN)/cxr
+	$(BIN)/cxr data sample --out $(SAMPLE)
+
+reproduce: sample
+	$(BIN)/cxr batch --profile $(PROFILE) --data-dir $(DATA_DIR) --out $(OUT)
+
+test: sample
+	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+test-fast: $(BIN)/cxr
+	$(BIN)/python -m pytest tests -m "not slow"
+
+lab: $(BIN)/cxr
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) data/sample results/sample .cache

@@ -1,0 +1,361 @@
+"""Dataset tables: one pandas row per image, and one row per patient time series.
+
+Two public collections, read in their original folder layouts under one ``data_dir``:
+
+- ``covid-chestxray-dataset/`` (Cohen et al.): ``metadata.csv`` + ``images/``. Both the
+  June 2020 schema (``finding`` = ``COVID-19``) and the later one (``finding`` =
+  ``Pneumonia/Viral/COVID-19``, an extra ``RT_PCR_positive`` column) are understood.
+- ``chest-xray-pneumonia/chest_xray/{train,test,val}/{NORMAL,PNEUMONIA}/`` (Kermany et
+  al., children aged 1 to 5).
+
+Files listed but absent, or empty, are kept in the tables with ``exists``/``problem`` set,
+so they can be counted and reported; the functions that feed models drop them with a
+logged count.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from cxrlib.errors import DataError
+
+log = logging.getLogger(__name__)
+
+COHEN_DIR = "covid-chestxray-dataset"
+PNEUMONIA_DIR = "chest-xray-pneumonia"
+FRONTAL_VIEWS = ("PA", "AP", "AP Supine", "AP Erect")
+XRAY = "X-ray"
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+PNEUMONIA_SPLITS = ("train", "test", "val")
+DETECTOR_CLASSES = ("covid19", "pneumonia", "normal")
+
+# Canonical column -> names it has had in metadata.csv over time (compared after
+# lower-casing and replacing spaces by underscores).
+COHEN_COLUMNS = {
+    "patientid": ("patientid", "patient_id"),
+    "offset": ("offset",),
+    "sex": ("sex",),
+    "age": ("age",),
+    "finding": ("finding",),
+    "survival": ("survival",),
+    "view": ("view",),
+    "modality": ("modality",),
+    "folder": ("folder",),
+    "filename": ("filename",),
+    "date": ("date",),
+    "location": ("location",),
+    "license": ("license",),
+}
+COHEN_REQUIRED = ("patientid", "offset", "finding", "survival", "view", "modality", "filename")
+COHEN_SCHEMAS = {
+    "2020": "June 2020 snapshot (finding = 'COVID-19')",
+    "current": "current GitHub schema (finding = 'Pneumonia/Viral/COVID-19', RT_PCR_positive)",
+}
+
+
+def cohen_dir(data_dir: str | Path) -> Path:
+    """The Cohen collection folder under ``data_dir``, or a ``DataError`` if absent."""
+    folder = Path(data_dir) / COHEN_DIR
+    if not (folder / "metadata.csv").is_file():
+        raise DataError(
+            f"no Cohen COVID-19 collection under {Path(data_dir)}: expected "
+            f"{folder / 'metadata.csv'} (get it with `cxr data download --dataset cohen`, "
+            f"or `cxr data sample` for synthetic sample data)")
+    return folder
+
+
+def pneumonia_dir(data_dir: str | Path) -> Path:
+    """The pediatric set's ``chest_xray`` folder under ``data_dir``, or a ``DataError``."""
+    folder = Path(data_dir) / PNEUMONIA_DIR / "chest_xray"
+    if not folder.is_dir():
+        raise DataError(
+            f"no pediatric pneumonia set under {Path(data_dir)}: expected the folder "
+            f"{folder} with train/NORMAL and train/PNEUMONIA (get it with "
+            f"`cxr data download --dataset pneumonia`)")
+    return folder
+
+
+def _normal_name(column: str) -> str:
+    return str(column).strip().lower().replace(" ", "_")
+
+
+def read_cohen_metadata(data_dir: str | Path) -> tuple[pd.DataFrame, str]:
+    """Read ``metadata.csv`` with canonical column names; return it and its schema name."""
+    path = cohen_dir(data_dir) / "metadata.csv"
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    by_name = {_normal_name(c): c for c in raw.columns}
+    renames, missing = {}, []
+    for canonical, aliases in COHEN_COLUMNS.items():
+        found = next((by_name[a] for a in aliases if a in by_name), None)
+        if found is not None:
+            renames[found] = canonical
+        elif canonical in COHEN_REQUIRED:
+            missing.append(canonical)
+    if missing:
+        raise DataError(
+            f"{path}: unknown metadata schema, missing column(s) {missing}. Known schemas: "
+            + "; ".join(COHEN_SCHEMAS.values()))
+    table = raw.rename(columns=renames)
+    schema = "current" if table["finding"].str.contains("/", na=False).any() else "2020"
+    return table, schema
+
+
+def normalise_finding(finding: object) -> str | None:
+    """``COVID-19`` for any spelling the collection used; other findings by their leaf name."""
+    if not isinstance(finding, str) or not finding.strip():
+        return None
+    parts = [p.strip() for p in re.split(r"[/,]", finding) if p.strip()]
+    if any(p.upper() == "COVID-19" for p in parts):
+        return "COVID-19"
+    return parts[-1]
+
+
+def load_cohen(
+    data_dir: str | Path,
+    modality: str | None = XRAY,
+    views: Iterable[str] | None = FRONTAL_VIEWS,
+) -> pd.DataFrame:
+    """One row per image of the Cohen collection, filtered by modality and view.
+
+    Columns: ``patient_id``, ``offset`` (days, NaN when unknown), ``finding`` (normalised:
+    ``COVID-19`` whatever the schema), ``finding_raw``, ``survival`` (``Y``/``N``/NA),
+    ``view``, ``modality``, ``sex``, ``age``, ``filename``, ``path``, ``exists``,
+    ``problem`` (``missing``/``empty file``/NA) and ``row`` (position in metadata.csv).
+    ``modality=None`` or ``views=None`` keeps everything.
+    """
+    folder = cohen_dir(data_dir)
+    table, _ = read_cohen_metadata(data_dir)
+    subfolder = table["folder"].fillna("images") if "folder" in table else "images"
+    paths = [str(folder / sub / name) if isinstance(name, str) else ""
+             for sub, name in zip(pd.Series(subfolder, index=table.index), table["filename"])]
+    survival = table["survival"].str.strip().str.upper()
+    images = pd.DataFrame({
+        "patient_id": table["patientid"].str.strip(),
+        "offset": pd.to_numeric(table["offset"], errors="coerce"),
+        "finding": table["finding"].map(normalise_finding),
+        "finding_raw": table["finding"],
+        "survival": survival.where(survival.isin(["Y", "N"])),
+        "view": table["view"].str.strip(),
+        "modality": table["modality"].str.strip(),
+        "sex": table.get("sex"),
+        "age": pd.to_numeric(table.get("age"), errors="coerce"),
+        "filename": table["filename"],
+        "path": paths,
+        "row": np.arange(len(table)),
+    })
+    if modality is not None:
+        images = images[images["modality"] == modality]
+    if views is not None:
+        images = images[images["view"].isin(list(views))]
+    images = images.reset_index(drop=True)
+    images["problem"] = [_file_problem(p) for p in images["path"]]
+    images["exists"] = images["problem"].isna()
+    return images
+
+
+def _file_problem(path: str) -> str | None:
+    """A cheap check (no decoding): ``missing``, ``empty file`` or ``None``."""
+    file = Path(path)
+    if not path or not file.is_file():
+        return "missing"
+    if file.stat().st_size == 0:
+        return "empty file"
+    return None
+
+
+def order_series(images: pd.DataFrame) -> pd.DataFrame:
+    """A patient's images in time order.
+
+    Images with an offset come first, sorted by offset; images without one keep their
+    ``metadata.csv`` order and come after the dated ones (we cannot place them in time,
+    and the collection adds later follow-ups further down the file).
+    """
+    return images.assign(_undated=images["offset"].isna()).sort_values(
+        ["_undated", "offset", "row"], kind="stable").drop(columns="_undated")
+
+
+def patient_series(images: pd.DataFrame, patient_id: str) -> pd.DataFrame:
+    """The images of one patient, ordered as ``order_series`` explains."""
+    rows = images[images["patient_id"] == str(patient_id)]
+    if rows.empty:
+        raise DataError(f"no images for patient {patient_id!r}")
+    return order_series(rows)
+
+
+def build_sequences(
+    images: pd.DataFrame,
+    min_images: int = 1,
+    labelled_only: bool = True,
+) -> pd.DataFrame:
+    """One row per patient: the time series of readable images and the survival label.
+
+    Columns: ``patient_id``, ``n_images``, ``survival`` (Y/N), ``label`` (1 = survived,
+    0 = died: the paper's positive class is survival), ``finding``, ``paths`` and
+    ``offsets`` (lists in time order), ``n_undated``. Files that are missing or empty are
+    left out with a logged count; patients with fewer than ``min_images`` readable images
+    (or without a label, when ``labelled_only``) are dropped.
+    """
+    usable = images[images["exists"]]
+    dropped = len(images) - len(usable)
+    if dropped:
+        log.warning("left out %d listed image(s) whose file is missing or empty", dropped)
+    if labelled_only:
+        usable = usable[usable["survival"].notna()]
+    rows = []
+    for patient_id, group in order_series(usable).groupby("patient_id", sort=False):
+        labels = group["survival"].dropna().unique()
+        if len(labels) > 1:
+            log.warning("patient %s has conflicting survival labels %s; skipped",
+                        patient_id, list(labels))
+            continue
+        survival = labels[0] if len(labels) else None
+        rows.append({
+            "patient_id": patient_id,
+            "n_images": len(group),
+            "survival": survival,
+            "label": {"Y": 1, "N": 0}.get(survival, -1),
+            "finding": group["finding"].mode().iat[0] if group["finding"].notna().any() else None,
+            "paths": list(group["path"]),
+            "offsets": list(group["offset"]),
+            "n_undated": int(group["offset"].isna().sum()),
+        })
+    columns = ["patient_id", "n_images", "survival", "label", "finding", "paths", "offsets",
+               "n_undated"]
+    sequences = pd.DataFrame(rows, columns=columns)
+    sequences = sequences[sequences["n_images"] >= min_images]
+    return sequences.sort_values("patient_id", key=_natural_key).reset_index(drop=True)
+
+
+def _natural_key(ids: pd.Series) -> pd.Series:
+    """Sort patient ids numerically where they are numbers ('2' before '10')."""
+    return ids.map(lambda s: (0, int(s), "") if str(s).isdigit() else (1, 0, str(s)))
+
+
+# The pediatric set names files personNNN_bacteria_MMM.jpeg, personNNN_virus_MMM.jpeg,
+# IM-XXXX-YYYY.jpeg, IM-XXXX-YYYY-ZZZZ.jpeg and NORMAL2-IM-XXXX-YYYY.jpeg.
+PERSON_NAME = re.compile(r"^(person\d+)_(bacteria|virus)_\d+", re.IGNORECASE)
+IM_NAME = re.compile(r"^((?:NORMAL2-)?IM-\d+)-\d+", re.IGNORECASE)
+
+
+def parse_pneumonia_name(filename: str) -> tuple[str | None, str | None]:
+    """(patient id, subtype) from a pediatric file name; (None, None) if unknown."""
+    stem = Path(filename).stem
+    if match := PERSON_NAME.match(stem):
+        return match.group(1), match.group(2).lower()
+    if match := IM_NAME.match(stem):
+        return match.group(1), "none"
+    return None, None
+
+
+def load_pneumonia(data_dir: str | Path, splits: Iterable[str] = PNEUMONIA_SPLITS) -> pd.DataFrame:
+    """One row per image of the pediatric set.
+
+    Columns: ``split``, ``class`` (``normal``/``pneumonia``), ``subtype``
+    (``bacteria``/``virus``/``none``), ``patient_id`` (parsed from the file name; a name in
+    no known pattern becomes its own patient, with a logged count), ``filename``, ``path``,
+    ``exists``, ``problem``. Files that are not images by their suffix are counted and
+    left out.
+    """
+    root = pneumonia_dir(data_dir)
+    rows, unknown_names, not_images = [], 0, 0
+    for split in splits:
+        for folder, label in (("NORMAL", "normal"), ("PNEUMONIA", "pneumonia")):
+            directory = root / split / folder
+            if not directory.is_dir():
+                continue
+            for file in sorted(directory.iterdir()):
+                if file.name.startswith("."):
+                    continue
+                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                    not_images += 1
+                    continue
+                patient, subtype = parse_pneumonia_name(file.name)
+                if patient is None:
+                    unknown_names += 1
+                    patient, subtype = f"file:{file.stem}", "none" if label == "normal" else None
+                rows.append({"split": split, "class": label, "subtype": subtype,
+                             "patient_id": f"ped:{patient}", "filename": file.name,
+                             "path": str(file)})
+    if unknown_names:
+        log.warning("%d pediatric file name(s) in no known pattern: each treated as its "
+                    "own patient", unknown_names)
+    if not_images:
+        log.warning("left out %d non-image file(s) in the pediatric folders", not_images)
+    table = pd.DataFrame(rows, columns=["split", "class", "subtype", "patient_id",
+                                        "filename", "path"])
+    if table.empty:
+        raise DataError(f"{root}: no images in {{train,test,val}}/{{NORMAL,PNEUMONIA}}")
+    table["problem"] = [_file_problem(p) for p in table["path"]]
+    table["exists"] = table["problem"].isna()
+    return table
+
+
+def summary(data_dir: str | Path, min_images: int = 3) -> dict:
+    """Counts per dataset, as ``cxr data summary`` prints them (plain JSON types).
+
+    Cohen: rows, images per finding / view / modality, patients, listed-but-missing files,
+    and the ProgNet cohort (patients with >= ``min_images`` frontal X-rays and a survival
+    label, and the deaths among them). Pediatric: images per split and class, subtypes,
+    patients. A dataset that is absent is reported as ``None``.
+    """
+    out: dict = {"data_dir": str(data_dir)}
+    try:
+        table, schema = read_cohen_metadata(data_dir)
+    except DataError as err:
+        out["cohen"] = None
+        out["cohen_error"] = str(err)
+    else:
+        everything = load_cohen(data_dir, modality=None, views=None)
+        frontal = everything[(everything["modality"] == XRAY)
+                             & everything["view"].isin(FRONTAL_VIEWS)]
+        listed = frontal[frontal["survival"].notna()]
+        per_patient = listed.groupby("patient_id").size()
+        cohort = per_patient[per_patient >= min_images].index
+        usable = frontal[frontal["exists"] & frontal["survival"].notna()]
+        usable_counts = usable.groupby("patient_id").size()
+        usable_cohort = usable_counts[usable_counts >= min_images].index
+        survival_of = listed.groupby("patient_id")["survival"].first()
+        out["cohen"] = {
+            "schema": schema,
+            "rows": len(table),
+            "patients": int(everything["patient_id"].nunique()),
+            "findings": _counts(table["finding"]),
+            "views": _counts(table["view"]),
+            "modalities": _counts(table["modality"]),
+            "survival": _counts(table["survival"]),
+            "frontal_xray_images": len(frontal),
+            "covid19_frontal_xray_images": int((frontal["finding"] == "COVID-19").sum()),
+            "listed_but_missing": int((everything["problem"] == "missing").sum()),
+            "empty_files": int((everything["problem"] == "empty file").sum()),
+            f"patients_with_{min_images}plus_frontal_and_label": len(cohort),
+            f"deaths_among_them": int((survival_of.loc[cohort] == "N").sum()),
+            f"patients_with_{min_images}plus_readable_frontal_and_label": len(usable_cohort),
+        }
+    try:
+        pediatric = load_pneumonia(data_dir)
+    except DataError as err:
+        out["pneumonia"] = None
+        out["pneumonia_error"] = str(err)
+    else:
+        out["pneumonia"] = {
+            "images": len(pediatric),
+            "by_split_and_class": {
+                f"{split}/{label}": int(n)
+                for (split, label), n in pediatric.groupby(["split", "class"]).size().items()},
+            "classes": _counts(pediatric["class"]),
+            "subtypes": _counts(pediatric["subtype"]),
+            "patients": int(pediatric["patient_id"].nunique()),
+            "missing_or_empty": int((~pediatric["exists"]).sum()),
+        }
+    return out
+
+
+def _counts(values: pd.Series) -> dict[str, int]:
+    """Value counts as a plain dict, missing values under ``"<missing>"``."""
+    counts = values.fillna("<missing>").value_counts()
+    return {str(k): int(v) for k, v in counts.items()}

@@ -1,0 +1,144 @@
+"""Figures for the notebooks, built with seaborn and matplotlib.
+
+Each function takes a DataFrame (or arrays) and returns the matplotlib ``Figure`` so a
+notebook can show it and ``save_figure`` can write it under ``results/``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from cxrlib.images import load_image
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def save_figure(figure: plt.Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Write a figure as PNG (folders created; written atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial.png")
+    figure.savefig(partial, dpi=dpi, bbox_inches="tight")
+    os.replace(partial, path)
+    return path
+
+
+def bar_counts(table: pd.DataFrame, column: str, hue: str | None = None,
+               title: str | None = None, top: int = 20) -> plt.Figure:
+    """Horizontal bar chart of how often each value of ``column`` occurs."""
+    values = table[column].fillna("<missing>").astype(str)
+    order = values.value_counts().index[:top]
+    frame = table.assign(**{column: values})
+    if hue is not None:
+        frame[hue] = frame[hue].fillna("<missing>").astype(str)
+    figure, ax = plt.subplots(figsize=(7, 0.3 * len(order) + 1.2))
+    sns.countplot(data=frame[frame[column].isin(order)], y=column, hue=hue, order=order, ax=ax)
+    ax.set_title(title or f"images per {column}")
+    ax.set_xlabel("images")
+    figure.tight_layout()
+    return figure
+
+
+def series_lengths(sequences: pd.DataFrame) -> plt.Figure:
+    """Histogram of images per patient, coloured by survival."""
+    figure, ax = plt.subplots(figsize=(7, 3.5))
+    frame = sequences.assign(survival=sequences["survival"].fillna("unknown"))
+    bins = np.arange(0.5, frame["n_images"].max() + 1.5)
+    sns.histplot(data=frame, x="n_images", hue="survival", multiple="stack", bins=bins, ax=ax)
+    ax.set_xlabel("frontal X-rays per patient")
+    ax.set_ylabel("patients")
+    figure.tight_layout()
+    return figure
+
+
+def offset_timeline(images: pd.DataFrame, patients: Sequence[str]) -> plt.Figure:
+    """One line per patient: the day (offset) of each of its X-rays, coloured by survival."""
+    frame = images[images["patient_id"].isin(list(patients))].copy()
+    frame["survival"] = frame["survival"].fillna("unknown")
+    order = list(dict.fromkeys(patients))
+    frame["y"] = frame["patient_id"].map({p: i for i, p in enumerate(order)})
+    figure, ax = plt.subplots(figsize=(8, 0.22 * len(order) + 1.5))
+    for _, group in frame.groupby("patient_id"):
+        ax.plot(group["offset"], group["y"], color="0.8", zorder=1)
+    sns.scatterplot(data=frame, x="offset", y="y", hue="survival", style="view", ax=ax, zorder=2)
+    ax.set_yticks(range(len(order)), order, fontsize=7)
+    ax.set_xlabel("offset (days since symptoms or admission)")
+    ax.set_ylabel("patient")
+    ax.legend(loc="center left", bbox_to_anchor=(1, 0.5), fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def image_grid(paths: Sequence[str], titles: Sequence[str] | None = None, ncols: int = 4,
+               size: int = 160, cell: float = 2.2) -> plt.Figure:
+    """Thumbnails of X-ray files in a grid (unreadable files show their error)."""
+    nrows = max(1, int(np.ceil(len(paths) / ncols)))
+    figure, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, path in enumerate(paths):
+        ax = axes.flat[i]
+        try:
+            ax.imshow(load_image(path, size, channels=1)[..., 0], cmap="gray", vmin=0, vmax=255)
+        except Exception as err:  # show the problem instead of failing the whole grid
+            ax.text(0.5, 0.5, str(err)[-60:], ha="center", va="center", wrap=True, fontsize=7)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def size_scatter(sizes: pd.DataFrame, hue: str = "source") -> plt.Figure:
+    """Width against height of the files, coloured by ``hue``."""
+    figure, ax = plt.subplots(figsize=(6, 4.5))
+    sns.scatterplot(data=sizes, x="width", y="height", hue=hue, style=hue, alpha=0.7, ax=ax)
+    ax.set_title("image sizes on disk")
+    figure.tight_layout()
+    return figure
+
+
+def learning_curves(history: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Loss and accuracy per epoch, train and validation (the papers' Fig. 5/6, 7/8)."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            if prefix + metric in history:
+                ax.plot(history["epoch"], history[prefix + metric], label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def confusion_heatmap(matrix: Sequence[Sequence[int]], classes: Sequence[str],
+                      title: str = "") -> plt.Figure:
+    """Confusion matrix as a heatmap, rows = true class (the detector paper's Fig. 6)."""
+    figure, ax = plt.subplots(figsize=(4.6, 3.8))
+    sns.heatmap(np.asarray(matrix), annot=True, fmt="d", cmap="Blues", cbar=False,
+                xticklabels=classes, yticklabels=classes, ax=ax)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def roc_curve_plot(curves: pd.DataFrame, title: str = "ROC") -> plt.Figure:
+    """ROC curves from a table with columns fpr, tpr and a ``label`` per curve."""
+    figure, ax = plt.subplots(figsize=(4.8, 4.2))
+    sns.lineplot(data=curves, x="fpr", y="tpr", hue="label", estimator=None, ax=ax,
+                 drawstyle="steps-post")
+    ax.plot([0, 1], [0, 1], ls="--", color="0.6")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,106 @@
+"""Patient-level train/test splits built on scikit-learn's grouped, stratified splitters.
+
+No patient ever has images on both sides of a split: with one row per patient (ProgNet's
+sequences table) that follows from splitting rows; with one row per image (the detector)
+the splitters group rows by ``patient_id``. ``check_no_leak`` proves it for any split.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
+
+from cxrlib.errors import ConfigError, DataError
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+def _check_classes(labels: np.ndarray, groups: np.ndarray, n_needed: int, what: str) -> None:
+    """Every class needs at least ``n_needed`` patients, or a clear error."""
+    per_class = pd.Series(groups).groupby(pd.Series(labels)).nunique()
+    if len(per_class) < 2:
+        raise DataError(f"{what}: only one class present ({list(per_class.index)}); "
+                        "cannot stratify a split")
+    short = per_class[per_class < n_needed]
+    if len(short):
+        raise DataError(f"{what}: too few patients for the split: "
+                        + ", ".join(f"class {c!r} has {n}" for c, n in short.items())
+                        + f" (need at least {n_needed} each)")
+
+
+def holdout_split(
+    labels: Sequence,
+    groups: Sequence | None = None,
+    test_size: float | int = 8,
+    seed: int = 0,
+) -> Split:
+    """One stratified patient-level hold-out split: (train positions, test positions).
+
+    With ``groups=None`` every row is its own patient (``StratifiedShuffleSplit``); with
+    groups, rows of one patient stay together (``StratifiedGroupKFold`` with about
+    1/test_size folds, first fold as the test set). ``test_size`` is a fraction or, without
+    groups, a number of rows (the ProgNet paper's 8 test sequences).
+    """
+    labels = np.asarray(labels)
+    if groups is None:
+        _check_classes(labels, np.arange(len(labels)), 2, "hold-out split")
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        try:
+            train, test = next(splitter.split(np.zeros(len(labels)), labels))
+        except ValueError as err:
+            raise DataError(f"hold-out split of {len(labels)} rows with test_size="
+                            f"{test_size}: {err}") from None
+        return np.sort(train), np.sort(test)
+    if not 0 < float(test_size) < 1:
+        raise ConfigError(f"test_size must be a fraction with groups, not {test_size!r}")
+    n_splits = max(2, int(round(1 / float(test_size))))
+    return kfold_splits(labels, groups, n_splits=n_splits, seed=seed)[0]
+
+
+def repeated_holdout(
+    labels: Sequence,
+    n_repeats: int,
+    test_size: float | int = 8,
+    seed: int = 0,
+) -> Iterator[Split]:
+    """``n_repeats`` hold-out splits of one row per patient, seeded ``seed``, ``seed+1``..."""
+    for repeat in range(n_repeats):
+        yield holdout_split(labels, test_size=test_size, seed=seed + repeat)
+
+
+def kfold_splits(
+    labels: Sequence,
+    groups: Sequence | None = None,
+    n_splits: int = 5,
+    seed: int = 0,
+) -> list[Split]:
+    """Stratified k-fold splits grouped by patient (each row its own group if None)."""
+    labels = np.asarray(labels)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    if n_splits < 2:
+        raise ConfigError(f"n_splits must be at least 2, not {n_splits!r}")
+    _check_classes(labels, groups, n_splits, f"{n_splits}-fold split")
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    folds = [(np.sort(tr), np.sort(te))
+             for tr, te in splitter.split(np.zeros(len(labels)), labels, groups)]
+    for train, test in folds:
+        check_no_leak(groups[train], groups[test])
+    return folds
+
+
+def assign_folds(table: pd.DataFrame, label: str, group: str = "patient_id",
+                 n_splits: int = 5, seed: int = 0) -> pd.Series:
+    """The test fold of every row of ``table`` (a column to inspect or plot)."""
+    fold = pd.Series(-1, index=table.index, name="fold")
+    for k, (_, test) in enumerate(kfold_splits(table[label], table[group], n_splits, seed)):
+        fold.iloc[test] = k
+    return fold
+
+
+def check_no_leak(train_groups: Sequence, test_groups: Sequence) -> None:
+    """Raise if any patient appears on both sides of a split."""
+    shared = set(map(str, train_groups)) & set(map(str, test_groups))
+    if shared:
+        raise DataError(f"patient(s) on both sides of a split: {sorted(shared)[:10]}")

@@ -1,0 +1,83 @@
+"""Shared fixtures: a tiny hand-made dataset in the real layouts, and the sample data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+COHEN_HEADER_2020 = (
+    "patientid,offset,sex,age,finding,survival,intubated,intubation_present,went_icu,in_icu,"
+    "needed_supplemental_O2,extubated,temperature,pO2_saturation,leukocyte_count,"
+    "neutrophil_count,lymphocyte_count,view,modality,date,location,folder,filename,doi,url,"
+    "license,clinical_notes,other_notes,")
+
+
+def write_gray(path: Path, value: int = 128, size: tuple[int, int] = (40, 32)) -> Path:
+    """A small grayscale JPEG/PNG with a gradient, so resizing has something to do."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ramp = np.linspace(0, 1, size[0] * size[1]).reshape(size[1], size[0])
+    Image.fromarray((ramp * value).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """Cohen + pediatric layouts with a few rows covering the awkward cases."""
+    cohen = tmp_path / "covid-chestxray-dataset"
+    rows = [
+        # patient 1: three dated frontal images, died; listed out of order on purpose
+        ("1", "5", "COVID-19", "N", "PA", "X-ray", "p1c.png"),
+        ("1", "0", "COVID-19", "N", "PA", "X-ray", "p1a.png"),
+        ("1", "2", "COVID-19", "N", "AP Supine", "X-ray", "p1b.png"),
+        ("1", "2", "COVID-19", "N", "L", "X-ray", "p1-lateral.png"),
+        # patient 2: survived; one image without an offset (goes last), one missing file
+        ("2", "", "COVID-19, ARDS", "Y", "AP", "X-ray", "p2-undated.png"),
+        ("2", "1", "COVID-19, ARDS", "Y", "AP", "X-ray", "p2a.png"),
+        ("2", "3", "COVID-19, ARDS", "Y", "AP", "X-ray", "p2b.png"),
+        ("2", "4", "COVID-19, ARDS", "Y", "AP", "X-ray", "p2-missing.png"),
+        # patient 3: no survival label
+        ("3", "0", "SARS", "", "PA", "X-ray", "p3a.png"),
+        ("3", "1", "SARS", "", "PA", "X-ray", "p3b.png"),
+        ("3", "2", "SARS", "", "PA", "X-ray", "p3c.png"),
+        # a CT row
+        ("4", "0", "COVID-19", "Y", "Axial", "CT", "p4-ct.png"),
+        # patient 5: empty file
+        ("5", "0", "Pneumonia", "Y", "PA", "X-ray", "p5-empty.png"),
+    ]
+    lines = [COHEN_HEADER_2020]
+    for pid, offset, finding, survival, view, modality, name in rows:
+        lines.append(f'{pid},{offset},M,50,"{finding}",{survival},,,,,,,,,,,,{view},{modality},'
+                     f'2020,,images,{name},,,,,,')
+        if name == "p5-empty.png":
+            (cohen / "images").mkdir(parents=True, exist_ok=True)
+            (cohen / "images" / name).write_bytes(b"")
+        elif "missing" not in name:
+            write_gray(cohen / "images" / name, value=100 + 10 * int(pid))
+    (cohen / "metadata.csv").write_text("\n".join(lines) + "\n")
+    pediatric = tmp_path / "chest-xray-pneumonia" / "chest_xray"
+    for name, folder in [("person1_bacteria_1.jpeg", "PNEUMONIA"),
+                         ("person1_bacteria_2.jpeg", "PNEUMONIA"),
+                         ("person2_virus_3.jpeg", "PNEUMONIA"),
+                         ("IM-0001-0001.jpeg", "NORMAL"),
+                         ("IM-0002-0001-0002.jpeg", "NORMAL"),
+                         ("NORMAL2-IM-0003-0001.jpeg", "NORMAL")]:
+        write_gray(pediatric / "train" / folder / name)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's synthetic sample data, generated once per test session."""
+    from cxrlib.sample import write_sample_data
+
+    out = tmp_path_factory.mktemp("sample") / "data"
+    write_sample_data(out, seed=0)
+    return out

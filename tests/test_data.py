@@ -1,0 +1,139 @@
+"""Dataset tables: schemas, time ordering, labels, missing files, pediatric names."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cxrlib import data
+from cxrlib.errors import DataError
+from conftest import SHARED_DATA
+
+
+def test_cohen_rows_filters_and_file_problems(tiny_data: Path) -> None:
+    frontal = data.load_cohen(tiny_data)
+    assert set(frontal["view"]) <= set(data.FRONTAL_VIEWS)
+    assert "p1-lateral.png" not in set(frontal["filename"])
+    assert "p4-ct.png" not in set(frontal["filename"])
+    problems = frontal.set_index("filename")["problem"]
+    assert problems["p2-missing.png"] == "missing"
+    assert problems["p5-empty.png"] == "empty file"
+    assert problems.drop(["p2-missing.png", "p5-empty.png"]).isna().all()
+    everything = data.load_cohen(tiny_data, modality=None, views=None)
+    assert len(everything) == 13
+    assert everything["finding"].tolist().count("COVID-19") == 9  # 'COVID-19, ARDS' counts
+
+
+def test_current_schema_is_understood(tiny_data: Path) -> None:
+    path = tiny_data / "covid-chestxray-dataset" / "metadata.csv"
+    table = pd.read_csv(path, dtype=str)
+    table.insert(5, "RT_PCR_positive", "Y")
+    table["finding"] = table["finding"].replace({
+        "COVID-19": "Pneumonia/Viral/COVID-19", "COVID-19, ARDS": "Pneumonia/Viral/COVID-19",
+        "SARS": "Pneumonia/Viral/SARS", "Pneumonia": "Pneumonia"})
+    table.to_csv(path, index=False)
+    raw, schema = data.read_cohen_metadata(tiny_data)
+    assert schema == "current"
+    frontal = data.load_cohen(tiny_data)
+    assert (frontal["finding"] == "COVID-19").sum() == 7
+    assert set(frontal["finding"]) == {"COVID-19", "SARS", "Pneumonia"}
+
+
+def test_unknown_schema_fails_with_a_clear_message(tiny_data: Path) -> None:
+    path = tiny_data / "covid-chestxray-dataset" / "metadata.csv"
+    table = pd.read_csv(path, dtype=str).rename(columns={"survival": "outcome"})
+    table.drop(columns=["modality"]).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"unknown metadata schema.*survival.*modality"):
+        data.load_cohen(tiny_data)
+
+
+def test_missing_dataset_folders_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no Cohen COVID-19 collection"):
+        data.load_cohen(tmp_path)
+    with pytest.raises(DataError, match="no pediatric pneumonia set"):
+        data.load_pneumonia(tmp_path)
+
+
+def test_series_order_dated_first_then_metadata_order(tiny_data: Path) -> None:
+    frontal = data.load_cohen(tiny_data)
+    series = data.patient_series(frontal, "1")
+    assert series["filename"].tolist() == ["p1a.png", "p1b.png", "p1c.png"]
+    series = data.patient_series(frontal, "2")
+    assert series["filename"].tolist()[-1] == "p2-undated.png"
+    with pytest.raises(DataError):
+        data.patient_series(frontal, "999")
+
+
+def test_sequences_table(tiny_data: Path, caplog) -> None:
+    frontal = data.load_cohen(tiny_data)
+    with caplog.at_level(logging.WARNING, logger="cxrlib.data"):
+        sequences = data.build_sequences(frontal, min_images=3)
+    assert "left out 2 listed image(s)" in caplog.text  # the missing and the empty file
+    assert sequences["patient_id"].tolist() == ["1", "2"]  # 3 unlabelled, 5 one empty file
+    one = sequences.set_index("patient_id").loc["1"]
+    assert one["label"] == 0 and one["survival"] == "N" and one["n_images"] == 3
+    assert [Path(p).name for p in one["paths"]] == ["p1a.png", "p1b.png", "p1c.png"]
+    two = sequences.set_index("patient_id").loc["2"]
+    assert two["label"] == 1 and two["n_undated"] == 1
+    unlabelled = data.build_sequences(frontal, min_images=3, labelled_only=False)
+    assert unlabelled.set_index("patient_id").loc["3", "label"] == -1
+
+
+@pytest.mark.parametrize("name,patient,subtype", [
+    ("person1_bacteria_1.jpeg", "person1", "bacteria"),
+    ("person1019_virus_1708.jpeg", "person1019", "virus"),
+    ("IM-0115-0001.jpeg", "IM-0115", "none"),
+    ("IM-0435-0001-0002.jpeg", "IM-0435", "none"),
+    ("NORMAL2-IM-0383-0001.jpeg", "NORMAL2-IM-0383", "none"),
+    ("scan.jpeg", None, None),
+])
+def test_pediatric_names(name: str, patient: str | None, subtype: str | None) -> None:
+    assert data.parse_pneumonia_name(name) == (patient, subtype)
+
+
+def test_pediatric_table(tiny_data: Path, caplog) -> None:
+    folder = tiny_data / "chest-xray-pneumonia" / "chest_xray" / "train" / "NORMAL"
+    (folder / "notes.txt").write_text("x")
+    (folder / "odd-name.jpeg").write_bytes((folder / "IM-0001-0001.jpeg").read_bytes())
+    with caplog.at_level(logging.WARNING, logger="cxrlib.data"):
+        table = data.load_pneumonia(tiny_data)
+    assert "1 pediatric file name(s) in no known pattern" in caplog.text
+    assert "left out 1 non-image file(s)" in caplog.text
+    assert table.groupby("class").size().to_dict() == {"normal": 4, "pneumonia": 3}
+    assert table["patient_id"].nunique() == 6  # person1 has two images
+    assert set(table["subtype"]) == {"bacteria", "virus", "none"}
+
+
+def test_summary_counts(tiny_data: Path) -> None:
+    summary = data.summary(tiny_data)
+    cohen = summary["cohen"]
+    assert cohen["rows"] == 13 and cohen["listed_but_missing"] == 1 and cohen["empty_files"] == 1
+    assert cohen["patients_with_3plus_frontal_and_label"] == 2
+    assert cohen["deaths_among_them"] == 1
+    assert summary["pneumonia"]["classes"] == {"normal": 3, "pneumonia": 3}
+    json.dumps(summary)
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
+def test_summary_agrees_with_pandas_on_the_real_metadata() -> None:
+    """The counts of `cxr data summary` equal a direct pandas count on the raw file."""
+    summary = data.summary(SHARED_DATA)["cohen"]
+    raw = pd.read_csv(SHARED_DATA / data.COHEN_DIR / "metadata.csv")
+    assert summary["rows"] == len(raw)
+    assert summary["findings"] == raw["finding"].value_counts().to_dict()
+    assert summary["views"] == raw["view"].value_counts().to_dict()
+    frontal = raw[(raw["modality"] == "X-ray") & raw["view"].isin(data.FRONTAL_VIEWS)]
+    assert summary["frontal_xray_images"] == len(frontal)
+    labelled = frontal[frontal["survival"].isin(["Y", "N"])]
+    counts = labelled.groupby("patientid").size()
+    cohort = counts[counts >= 3].index
+    assert summary["patients_with_3plus_frontal_and_label"] == len(cohort)
+    deaths = labelled[labelled["patientid"].isin(cohort)].groupby("patientid")["survival"].first()
+    assert summary["deaths_among_them"] == int((deaths == "N").sum())
+    images = SHARED_DATA / data.COHEN_DIR
+    missing = sum(not (images / f / n).is_file() for f, n in zip(raw["folder"], raw["filename"]))
+    assert summary["listed_but_missing"] == missing

@@ -1,0 +1,66 @@
+"""Patient-level splits: no patient on both sides, stratification, clear errors."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrlib.errors import DataError
+from cxrlib.splits import assign_folds, check_no_leak, holdout_split, kfold_splits, repeated_holdout
+
+
+def _images(n_patients: int = 60, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(n_patients):
+        label = ["covid19", "pneumonia", "normal"][p % 3]
+        for _ in range(rng.integers(1, 5)):
+            rows.append({"patient_id": f"p{p}", "label": label})
+    return pd.DataFrame(rows)
+
+
+def test_grouped_kfold_never_puts_a_patient_on_both_sides() -> None:
+    images = _images()
+    folds = kfold_splits(images["label"], images["patient_id"], n_splits=5, seed=3)
+    assert len(folds) == 5
+    seen = np.concatenate([test for _, test in folds])
+    assert sorted(seen) == list(range(len(images)))  # every image tested exactly once
+    for train, test in folds:
+        assert not set(images["patient_id"].iloc[train]) & set(images["patient_id"].iloc[test])
+        assert images["label"].iloc[test].nunique() == 3  # stratified
+
+
+def test_folds_are_seeded() -> None:
+    images = _images()
+    a = assign_folds(images, "label", n_splits=5, seed=1)
+    b = assign_folds(images, "label", n_splits=5, seed=1)
+    c = assign_folds(images, "label", n_splits=5, seed=2)
+    assert a.equals(b) and not a.equals(c) and (a >= 0).all()
+
+
+def test_patient_level_holdout_has_the_paper_sizes() -> None:
+    labels = np.array([1] * 26 + [0] * 16)  # 42 patients
+    for train, test in repeated_holdout(labels, n_repeats=10, test_size=8, seed=0):
+        assert len(test) == 8 and len(train) == 34
+        assert not set(train) & set(test)
+        assert 0 < labels[test].sum() < 8  # both classes in the test set
+
+
+def test_grouped_holdout_fraction() -> None:
+    images = _images(70)
+    train, test = holdout_split(images["label"], images["patient_id"], test_size=0.15, seed=0)
+    check_no_leak(images["patient_id"].iloc[train], images["patient_id"].iloc[test])
+    assert 0.08 < len(test) / len(images) < 0.25
+
+
+def test_too_few_patients_give_a_clear_error() -> None:
+    labels = ["a"] * 10 + ["b"] * 3
+    with pytest.raises(DataError, match="class 'b' has 3"):
+        kfold_splits(labels, n_splits=5)
+    with pytest.raises(DataError, match="only one class"):
+        holdout_split([1, 1, 1, 1], test_size=2)
+
+
+def test_check_no_leak_raises() -> None:
+    with pytest.raises(DataError, match="both sides"):
+        check_no_leak(["a", "b"], ["b", "c"])
