@@ -1,0 +1,383 @@
+"""Fetch the two real datasets into the layout ``cxrlib.data`` reads.
+
+- ``cohen``: the COVID-19 image collection of Cohen et al., as GitHub's zip of the
+  repository, installed as ``<dest>/covid-chestxray-dataset/`` (``metadata.csv``,
+  ``images/``).
+- ``pneumonia``: the pediatric chest X-rays of Kermany et al. (Mendeley Data,
+  doi:10.17632/rscbjbr9sj.2, ``ChestXRay2017.zip``), installed as
+  ``<dest>/chest-xray-pneumonia/chest_xray/{train,test}/{NORMAL,PNEUMONIA}/``.
+
+Downloads stream to ``<dest>/.downloads/<archive>.part`` and resume with an HTTP
+``Range`` request; the finished archive is kept in ``<dest>/.downloads/`` (delete it to
+fetch a fresh copy). Archives are extracted into a temporary folder inside ``dest`` and
+moved into place with ``os.replace``, so the final folder is either complete or absent.
+Without network, pass ``from_path`` (``--from PATH`` on the command line): a zip you
+downloaded yourself, or a folder already in the original layout.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import requests
+from tqdm import tqdm
+
+from cxrlib.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+DOWNLOADS = ".downloads"
+JUNK_DIRS = frozenset({"__MACOSX"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset comes from and what its installed folder looks like."""
+
+    title: str
+    homepage: str
+    url: str
+    archive: str  # file name of the archive in <dest>/.downloads/
+    folder: str  # folder it installs under <dest>
+    marker: str  # path inside `folder` that proves the install is complete
+    sha256: str | None  # None: no checksum to compare against (see DATASETS)
+
+
+DATASETS: dict[str, Source] = {
+    "cohen": Source(
+        title="COVID-19 image data collection (Cohen et al.)",
+        homepage="https://github.com/ieee8023/covid-chestxray-dataset",
+        url="https://github.com/ieee8023/covid-chestxray-dataset/archive/refs/heads/master.zip",
+        archive="covid-chestxray-dataset-master.zip",
+        folder="covid-chestxray-dataset",
+        marker="metadata.csv",
+        # None: GitHub builds this zip from the tip of `master`, so its bytes change with
+        # every commit and there is no published checksum.
+        sha256=None,
+    ),
+    "pneumonia": Source(
+        title="Labeled Optical Coherence Tomography (OCT) and Chest X-Ray Images for "
+              "Classification (Kermany et al., Mendeley Data, doi:10.17632/rscbjbr9sj.2)",
+        homepage="https://data.mendeley.com/datasets/rscbjbr9sj/2",
+        url="https://data.mendeley.com/public-files/datasets/rscbjbr9sj/files/"
+            "f12eaf6d-6023-432f-acc9-80c9d7393433/file_downloaded",
+        archive="ChestXRay2017.zip",
+        folder="chest-xray-pneumonia",
+        marker="chest_xray/train",
+        # None: no checksum for ChestXRay2017.zip was recorded with this project (none
+        # was available to check offline); pass sha256=... to verify your copy.
+        sha256=None,
+    ),
+}
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def download(dataset: str, dest: str | Path, *, from_path: str | Path | None = None,
+             url: str | None = None, sha256: str | None = None, force: bool = False,
+             link: bool = False, progress: bool = True, chunk_size: int = 1 << 20,
+             timeout: float = 60) -> Path | dict[str, Path]:
+    """Install ``dataset`` (``cohen``, ``pneumonia`` or ``all``) under ``dest``.
+
+    Returns the installed folder (a ``{name: folder}`` dict for ``all``). An installed
+    dataset (marker present) is skipped unless ``force``. ``from_path`` is a local zip or
+    a folder in the original layout (copied, or symlinked with ``link``); ``url`` and
+    ``sha256`` override the entries of ``DATASETS``.
+    """
+    if dataset == "all":
+        if from_path is not None or url is not None or sha256 is not None:
+            raise ConfigError("dataset='all' takes no from_path/url/sha256: "
+                              "give one dataset at a time for those")
+        return download_all(dest, force=force, progress=progress,
+                            chunk_size=chunk_size, timeout=timeout)
+    source = _source(dataset)
+    dest = Path(dest).expanduser()
+    final = dest / source.folder
+    if is_installed(final, source) and not force:
+        log.info("%s is already installed at %s; skipping (force=True reinstalls)",
+                 dataset, final)
+        return final
+    _check_target(final, force)
+    expected = _check_sha256(sha256 or source.sha256)
+    dest.mkdir(parents=True, exist_ok=True)
+
+    if from_path is not None:
+        local = Path(from_path).expanduser()
+        if local.is_dir():
+            _install_folder(local, source, final, link=link)
+            return final
+        if not local.is_file():
+            raise DataError(f"--from {local}: no such file or folder")
+        if link:
+            log.warning("link=True only applies to folders; extracting %s", local)
+        _verify(local, expected, delete=False)
+        _install_archive(local, source, final, delete_bad=False, progress=progress)
+        return final
+
+    archive = fetch(url or source.url, dest / DOWNLOADS / source.archive,
+                    progress=progress, chunk_size=chunk_size, timeout=timeout)
+    _verify(archive, expected, delete=True)
+    _install_archive(archive, source, final, delete_bad=True, progress=progress)
+    return final
+
+
+def download_all(dest: str | Path, **kwargs: object) -> dict[str, Path]:
+    """Install every dataset of ``DATASETS`` under ``dest``; ``{name: folder}``."""
+    return {name: download(name, dest, **kwargs) for name in DATASETS}  # type: ignore[misc]
+
+
+def is_installed(folder: str | Path, source: Source) -> bool:
+    """True when ``folder`` holds ``source``'s marker (installs are atomic)."""
+    return (Path(folder) / source.marker).exists()
+
+
+def fetch(url: str, archive: str | Path, *, progress: bool = True,
+          chunk_size: int = 1 << 20, timeout: float = 60) -> Path:
+    """Download ``url`` to ``archive``, resuming ``<archive>.part`` if present.
+
+    An archive that already exists is reused. Network failures raise ``DataError`` and
+    keep the ``.part`` file so the next call resumes.
+    """
+    archive = Path(archive)
+    if archive.is_file():
+        log.info("using %s, downloaded earlier (delete it to fetch again)", archive)
+        return archive
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    part = archive.with_name(archive.name + ".part")
+    try:
+        _stream(url, part, progress=progress, chunk_size=chunk_size, timeout=timeout)
+    except requests.RequestException as exc:
+        raise DataError(
+            f"could not download {url}: {exc}. The partial file {part} is kept: run again "
+            f"to resume, or fetch the archive yourself and pass it with --from PATH"
+        ) from exc
+    os.replace(part, archive)
+    log.info("downloaded %s (%d bytes)", archive, archive.stat().st_size)
+    return archive
+
+
+def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- download
+
+
+def _stream(url: str, part: Path, *, progress: bool, chunk_size: int,
+            timeout: float) -> None:
+    """Append the rest of ``url`` to ``part`` (or restart it); raise if it is short."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Accept-Encoding": "identity"}  # byte counts must match the file
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+        log.info("resuming %s at byte %d", url, offset)
+    with requests.get(url, headers=headers, stream=True, timeout=timeout) as resp:
+        if resp.status_code == 416 and offset:
+            has_range = bool(resp.headers.get("Content-Range"))
+            if has_range and _content_range(resp)[1] == offset:
+                return  # the .part is already whole
+            log.warning("server refused to resume %s; starting again", url)
+            part.unlink()
+            return _stream(url, part, progress=progress, chunk_size=chunk_size,
+                           timeout=timeout)
+        resp.raise_for_status()
+        start, total = _start_and_total(resp)
+        if start not in (0, offset):
+            raise DataError(f"{url}: asked for bytes from {offset}, got from {start}")
+        if offset and start == 0:
+            log.info("server does not resume %s; downloading from the start", url)
+        mode = "ab" if start else "wb"
+        with open(part, mode) as fh, tqdm(total=total, initial=start, unit="B",
+                                          unit_scale=True, unit_divisor=1024,
+                                          desc=part.name[:-len(".part")],
+                                          disable=not progress) as bar:
+            for chunk in resp.iter_content(chunk_size):
+                fh.write(chunk)
+                bar.update(len(chunk))
+    size = part.stat().st_size
+    if total is not None and size != total:
+        raise DataError(f"{url}: got {size} of {total} bytes; {part} is kept, run again "
+                        f"to resume")
+
+
+def _start_and_total(resp: requests.Response) -> tuple[int, int | None]:
+    """First byte and full size of the file from a 200 or 206 response."""
+    if resp.status_code == 206:
+        return _content_range(resp)
+    length = resp.headers.get("Content-Length")
+    return 0, int(length) if length and length.isdigit() else None
+
+
+def _content_range(resp: requests.Response) -> tuple[int, int | None]:
+    """Parse ``Content-Range: bytes a-b/total`` (or ``bytes */total``) to (a, total)."""
+    value = resp.headers.get("Content-Range", "")
+    unit, _, spec = value.partition(" ")
+    span, _, total = spec.partition("/")
+    first = span.split("-")[0]
+    if unit != "bytes" or not (first.isdigit() or first == "*"):
+        raise DataError(f"{resp.url}: unexpected Content-Range {value!r}")
+    return (int(first) if first.isdigit() else 0), (int(total) if total.isdigit() else None)
+
+
+def _check_sha256(value: str | None) -> str | None:
+    """Lower-cased hex digest, or ``ConfigError`` if it is not 64 hex digits."""
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ConfigError(f"sha256 must be 64 hex digits, got {value!r}")
+    return value
+
+
+def _verify(archive: Path, expected: str | None, *, delete: bool) -> None:
+    """Compare the archive's SHA-256 to ``expected``; on mismatch (delete and) raise."""
+    if expected is None:
+        log.info("no checksum known for %s; not verified", archive.name)
+        return
+    actual = sha256_of(archive)
+    if actual == expected:
+        log.info("checksum of %s verified", archive.name)
+        return
+    if delete:
+        archive.unlink()
+    raise DataError(f"{archive}: sha256 {actual} does not match the expected {expected}"
+                    + ("; the file was deleted, run again to download it anew" if delete
+                       else ""))
+
+
+# --------------------------------------------------------------------------- install
+
+
+def _source(dataset: str) -> Source:
+    """The ``DATASETS`` entry for ``dataset`` or a ``ConfigError`` naming the choices."""
+    try:
+        return DATASETS[dataset]
+    except KeyError:
+        choices = ", ".join([*DATASETS, "all"])
+        raise ConfigError(f"unknown dataset {dataset!r}; choose one of {choices}") from None
+
+
+def _check_target(final: Path, force: bool) -> None:
+    """Refuse to overwrite something at ``final`` that is not our install, unless forced."""
+    if (final.exists() or final.is_symlink()) and not force:
+        raise DataError(f"{final} exists but is not a complete install; remove it or "
+                        f"pass force=True to replace it")
+
+
+def _install_archive(archive: Path, source: Source, final: Path, *, delete_bad: bool,
+                     progress: bool) -> None:
+    """Extract ``archive`` next to ``final``, normalise the layout and move it in place."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{source.folder}-", dir=final.parent))
+    try:
+        _extract(archive, tmp, delete_bad=delete_bad, progress=progress)
+        root = _find_root(tmp, source.marker)
+        if root is None:
+            raise DataError(f"{archive}: no {source.marker} inside; expected a copy of "
+                            f"{source.archive} ({source.homepage})")
+        _place(root, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("installed %s at %s", source.title, final)
+
+
+def _install_folder(folder: Path, source: Source, final: Path, *, link: bool) -> None:
+    """Copy (or symlink) a folder in the original layout to ``final``."""
+    root = _find_root(folder, source.marker)
+    if root is None:
+        raise DataError(f"{folder}: no {source.marker} inside; expected a folder holding "
+                        f"{source.marker} (the unpacked {source.archive})")
+    if not final.is_symlink() and root.resolve().is_relative_to(final.resolve()):
+        raise DataError(f"{folder} is the install folder {final} itself; nothing to copy")
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{source.folder}-", dir=final.parent))
+    try:
+        staged = tmp / source.folder
+        if link:
+            staged.symlink_to(root.resolve(), target_is_directory=True)
+        else:
+            shutil.copytree(root, staged, ignore=shutil.ignore_patterns(*JUNK_DIRS))
+        _place(staged, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("%s %s at %s", "linked" if link else "copied", root, final)
+
+
+def _extract(archive: Path, into: Path, *, delete_bad: bool, progress: bool) -> None:
+    """Extract a zip into ``into``, skipping ``__MACOSX``; reject unsafe entry names."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.infolist() if not _is_junk(m.filename)]
+            for member in members:
+                _check_member(member.filename, into, archive)
+            for member in tqdm(members, desc=f"extracting {archive.name}", unit="file",
+                               disable=not progress):
+                zf.extract(member, into)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        if delete_bad:
+            archive.unlink(missing_ok=True)
+        raise DataError(f"{archive}: not a readable zip archive ({exc})"
+                        + ("; it was deleted, run again to download it anew"
+                           if delete_bad else "")) from exc
+
+
+def _is_junk(name: str) -> bool:
+    """True for macOS resource-fork entries (``__MACOSX/...``)."""
+    return any(part in JUNK_DIRS for part in PurePosixPath(name.replace("\\", "/")).parts)
+
+
+def _check_member(name: str, into: Path, archive: Path) -> None:
+    """Raise ``DataError`` if a zip entry would land outside ``into``."""
+    posix = name.replace("\\", "/")
+    parts = PurePosixPath(posix).parts
+    inside = (into / posix).resolve().is_relative_to(into.resolve())
+    if posix.startswith("/") or ".." in parts or PureWindowsPath(posix).drive or not inside:
+        raise DataError(f"{archive}: entry {name!r} points outside the folder it is "
+                        f"extracted to; refusing to extract this archive")
+
+
+def _find_root(top: Path, marker: str) -> Path | None:
+    """``top`` or the folder below it (through single sub-folders) that holds ``marker``."""
+    root = top
+    while not (root / marker).exists():
+        children = [p for p in root.iterdir()
+                    if p.name not in JUNK_DIRS and not p.name.startswith(".")]
+        if len(children) != 1 or not children[0].is_dir():
+            return None
+        root = children[0]
+    return root
+
+
+def _place(new: Path, final: Path) -> None:
+    """Move ``new`` to ``final`` with ``os.replace``, replacing what was there."""
+    old = None
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+    try:
+        os.replace(new, final)
+    except OSError:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        _remove(old)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, symlink (not its target) or folder tree."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
