@@ -178,3 +178,18 @@ def read_sizes(paths: Iterable[str | Path]) -> "list[dict]":
             row["problem"] = image_problem(path) or str(err)
         rows.append(row)
     return rows
+
+
+BLANK_BOX = (0.12, 0.92, 0.12, 0.88)
+"""(top, bottom, left, right) fractions of the frame that hold the lungs and heart in
+nearly every frontal X-ray of both collections."""
+
+
+def blank_center(pixels: np.ndarray, box: tuple[float, float, float, float] = BLANK_BOX) -> np.ndarray:
+    """A copy with the central (lung) region set to black: only the borders, corners,
+    text markers and the outline of the body remain (for the shortcut audit)."""
+    height, width = pixels.shape[:2]
+    top, bottom, left, right = box
+    blanked = pixels.copy()
+    blanked[int(top * height):int(bottom * height), int(left * width):int(right * width)] = 0
+    return blanked

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 SAMPLE_SEED = 0
 """The seed of the sample data the notebooks use by default."""
 
-SAMPLE_VERSION = 1
+SAMPLE_VERSION = 4
 """Bumped whenever the generator changes what it writes (invalidates old samples)."""
 
 COHEN_DIR = "covid-chestxray-dataset"
@@ -131,12 +131,12 @@ class _Image:
 
 def _adult_look(rng: np.random.Generator) -> _Look:
     """Random acquisition of an adult collection image (varied frames and contrast)."""
-    w = int(rng.integers(180, 321))
-    h = int(np.clip(w * rng.uniform(0.85, 1.25), 170, 340))
+    w = int(rng.integers(150, 261))
+    h = int(np.clip(w * rng.uniform(0.85, 1.25), 140, 300))
     body = (h * rng.uniform(0.54, 0.60), w * rng.uniform(0.47, 0.53),
             h * rng.uniform(0.50, 0.58), w * rng.uniform(0.40, 0.47))
-    return _Look(h, w, body, gain=rng.uniform(0.85, 1.25), offset=rng.uniform(-0.04, 0.08),
-                 gamma=rng.uniform(0.75, 1.35), child=False,
+    return _Look(h, w, body, gain=rng.uniform(0.9, 1.15), offset=rng.uniform(-0.03, 0.06),
+                 gamma=rng.uniform(0.85, 1.2), child=False,
                  quality=int(rng.choice([70, 75, 80])), markers=True)
 
 
@@ -160,8 +160,8 @@ def _ct_look(rng: np.random.Generator) -> _Look:
 
 def _trajectory(rng: np.random.Generator, n: int, direction: int) -> np.ndarray:
     """``n`` opacity levels from a random baseline, monotone up (+1) or down (-1)."""
-    delta = rng.uniform(0.25, 0.4)
-    base = rng.uniform(0.15, 0.85)
+    delta = rng.uniform(0.5, 0.7)
+    base = rng.uniform(0.1, 0.9)
     base = min(base, 1.0 - delta) if direction > 0 else max(base, delta + 0.05)
     steps = delta * rng.dirichlet(np.full(n - 1, 3.0))
     levels = base + direction * np.concatenate([[0.0], np.cumsum(steps)])
@@ -216,8 +216,9 @@ class _Patient:
 
 
 def _prognet_patients(rng: np.random.Generator) -> list[_Patient]:
-    """44 labelled patients with 3-5 frontal X-rays and a monotone opacity trend."""
-    labels = ["Y"] * 26 + ["N"] * 18
+    """90 labelled patients with 3-5 frontal X-rays and a monotone opacity trend (enough
+    for the paper's LSTM head to learn the trend rather than memorise patients)."""
+    labels = ["Y"] * 54 + ["N"] * 36
     rng.shuffle(labels)
     patients = []
     for i, surv in enumerate(labels):
@@ -447,11 +448,11 @@ def _lesion_layer(pattern: str, level: float, yy: np.ndarray, xx: np.ndarray,
     radius = np.minimum(*[_radius(yy, xx, *lung) for lung in lungs])
     if pattern in ("covid", "sars"):
         where = np.clip(radius, 0, 1) if pattern == "covid" else 1 - np.clip(radius, 0, 1)
-        inside = lung_mask > 0.5  # rank inside the lungs: covered share = 0.6 * level
+        inside = lung_mask > 0.5  # rank inside the lungs: covered share = 0.8 * level
         score = np.zeros_like(texture)
         score[inside] = _rank01(0.6 * texture[inside] + 0.4 * where[inside])
-        patch = np.clip((score - (1.0 - 0.6 * level)) / 0.08, 0.0, 1.0)
-        return (0.14 + 0.08 * level) * ndimage.gaussian_filter(patch, 1.0) * lung_mask
+        patch = np.clip((score - (1.0 - 0.8 * level)) / 0.08, 0.0, 1.0)
+        return (0.2 + 0.12 * level) * ndimage.gaussian_filter(patch, 1.0) * lung_mask
     if pattern == "diffuse":
         return (0.08 + 0.12 * texture) * level * lung_mask
     cy, cx, ry, rx = lungs[side]  # lobar: one dense consolidation in one lobe
@@ -562,10 +563,11 @@ def _render(im: _Image, seed: int, index: int) -> np.ndarray:
     offset = look.offset + rng.uniform(-0.004, 0.004)
     img = np.clip(img * gain + offset, 0.0, 1.0) ** look.gamma
     kind = "rect" if im.fmt == "png-I;16" else None
-    if look.markers and kind is None:
-        kind = rng.choice(["L", "R", "rect", ""], p=[0.2, 0.2, 0.15, 0.45])
+    if look.markers and kind is None:  # one hospital marks all of a patient's films alike
+        kind = pat.choice(["L", "R", "rect", ""], p=[0.2, 0.2, 0.15, 0.45])
     if kind:
-        img = np.maximum(img, _marker(look, rng, str(kind)))
+        img = np.maximum(img, _marker(look, np.random.default_rng([seed, 8, im.patient_key]),
+                                      str(kind)))
     return img
 
 
@@ -665,9 +667,9 @@ byte-identical files (with the same Pillow and libjpeg versions).
 
 ## Designed signals
 - **Prognosis (ProgNet):** each labelled COVID-19 patient has a random baseline lung
-  opacity (0.15-0.85, `opacity` in the manifest). Ordered by `offset`, it **grows** for
-  deaths (`survival` N) and **shrinks** for survivors (Y) by 0.25-0.4 in total (the
-  covered share of the lungs is 0.6 x opacity, densest at the lung edges). Baselines
+  opacity (0.1-0.9, `opacity` in the manifest). Ordered by `offset`, it **grows** for
+  deaths (`survival` N) and **shrinks** for survivors (Y) by 0.5-0.7 in total (the
+  covered share of the lungs is 0.8 x opacity, densest at the lung edges). Baselines
   overlap, so the last image alone is only partly informative; the trend is the label.
 - **COVID-19:** bilateral, peripheral, patchy ground-glass opacities (more area and
   density with higher opacity). SARS: bilateral perihilar; Pneumonia / Streptococcus:

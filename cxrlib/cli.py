@@ -1,0 +1,174 @@
+"""The ``cxr`` command: data set-up, single notebook runs, batches and benchmarks.
+
+    cxr data summary --data-dir DIR [--json]
+    cxr data sample --out data/sample [--seed N]
+    cxr data download --dest data/raw [--dataset cohen|pneumonia|all] [--from PATH]
+    cxr run prognet --backbone resnet50 --seed 0 --data-dir DIR --out DIR [-p name value]
+    cxr run detector --model cnn_lstm --fold 0 --seed 0 --data-dir DIR --out DIR
+    cxr batch --profile sample|paper --data-dir DIR --out results/<profile>
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from cxrlib.errors import CxrError
+
+log = logging.getLogger("cxrlib")
+
+
+def _print_summary(summary: dict) -> None:
+    """Human-readable ``cxr data summary``."""
+    print(f"data dir: {summary['data_dir']}")
+    for name, title in (("cohen", "Cohen COVID-19 collection"),
+                        ("pneumonia", "pediatric pneumonia set")):
+        block = summary.get(name)
+        print(f"\n== {title}")
+        if block is None:
+            print(f"  absent: {summary.get(name + '_error')}")
+            continue
+        for key, value in block.items():
+            if isinstance(value, dict):
+                print(f"  {key}:")
+                for k, v in value.items():
+                    print(f"    {k:<40} {v}")
+            else:
+                print(f"  {key:<42} {value}")
+
+
+def cmd_data_summary(args: argparse.Namespace) -> int:
+    from cxrlib.data import summary
+
+    result = summary(args.data_dir, min_images=args.min_images)
+    if result.get("cohen") is None and result.get("pneumonia") is None:
+        raise CxrError(f"{args.data_dir}: neither dataset found "
+                       f"({result['cohen_error']}; {result['pneumonia_error']})")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_summary(result)
+    return 0
+
+
+def cmd_data_sample(args: argparse.Namespace) -> int:
+    from cxrlib.sample import write_sample_data
+
+    manifest = write_sample_data(args.out, seed=args.seed)
+    print(f"sample data in {args.out}: {len(manifest)} images (seed {args.seed})")
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from cxrlib.download import download
+
+    datasets = ["cohen", "pneumonia"] if args.dataset == "all" else [args.dataset]
+    if args.from_path and len(datasets) > 1:
+        raise CxrError("--from takes one dataset: add --dataset cohen or --dataset pneumonia")
+    for dataset in datasets:
+        folder = download(dataset, args.dest, from_path=args.from_path, force=args.force,
+                          progress=not args.quiet)
+        print(f"{dataset}: {folder}")
+    return 0
+
+
+def _run_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """Notebook parameters from the shortcut options and ``-p name value`` pairs."""
+    from cxrlib.runs import parse_value
+
+    parameters: dict[str, Any] = {}
+    for option in ("data_dir", "cache_dir", "backbone", "seed", "model", "fold"):
+        value = getattr(args, option, None)
+        if value is not None:
+            parameters[option] = value
+    if getattr(args, "weights", None) is not None:
+        parameters["weights"] = parse_value(args.weights)
+    for name, value in args.param or []:
+        parameters[name] = parse_value(value)
+    return parameters
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cxrlib.runs import run_notebook
+
+    executed = run_notebook(args.notebook, args.out, _run_parameters(args),
+                            progress=not args.quiet)
+    print(f"executed notebook: {executed}")
+    metrics = executed.parent / "metrics.json"
+    if metrics.is_file():
+        print(f"metrics: {metrics}")
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from cxrlib.batch import run_batch_from_args
+
+    return run_batch_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cxr", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="dataset summary, sample data, downloads")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    summary = data_commands.add_parser("summary", help="counts per dataset")
+    summary.add_argument("--data-dir", required=True, type=Path)
+    summary.add_argument("--min-images", type=int, default=3,
+                         help="time-series length that counts a patient for ProgNet")
+    summary.add_argument("--json", action="store_true", help="print JSON")
+    summary.set_defaults(func=cmd_data_summary)
+    sample = data_commands.add_parser("sample", help="write the synthetic sample data")
+    sample.add_argument("--out", type=Path, default=Path("data/sample"))
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(func=cmd_data_sample)
+    download = data_commands.add_parser("download", help="fetch the real datasets")
+    download.add_argument("--dest", type=Path, default=Path("data/raw"))
+    download.add_argument("--dataset", choices=["cohen", "pneumonia", "all"], default="all")
+    download.add_argument("--from", dest="from_path", type=Path,
+                          help="a local archive or folder to install instead of downloading")
+    download.add_argument("--force", action="store_true", help="replace an installed copy")
+    download.add_argument("--quiet", action="store_true", help="no progress bar")
+    download.set_defaults(func=cmd_data_download)
+
+    run = commands.add_parser("run", help="execute one notebook with papermill")
+    run.add_argument("notebook", help="explore | prognet | detector | comparisons | qualitative")
+    run.add_argument("--out", required=True, type=Path, help="run folder")
+    run.add_argument("--data-dir", type=Path)
+    run.add_argument("--cache-dir", type=Path)
+    run.add_argument("--backbone", help="prognet: alexnet | vgg16 | vgg19 | resnet50")
+    run.add_argument("--model", help="detector: cnn | cnn_lstm")
+    run.add_argument("--fold", type=int, help="detector: test fold")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--weights", help="imagenet | none | path to a weights file")
+    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="any notebook parameter (repeatable)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    batch = commands.add_parser("batch", help="every backbone x seed and model x fold")
+    from cxrlib.batch import add_batch_arguments
+
+    add_batch_arguments(batch)
+    batch.set_defaults(func=cmd_batch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except CxrError as err:
+        print(f"cxr: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""The CNN-LSTM detector experiment: COVID-19 / pneumonia / normal from one X-ray.
+
+Steps, each returning a table a notebook can show:
+
+1. ``Config.check()``: every parameter, before any work.
+2. ``dataset``: COVID-19 frontal X-rays from the Cohen collection and pneumonia / normal
+   images from the pediatric set, ``n_per_class`` drawn with the seed.
+3. ``make_split``: stratified k-fold grouped by patient (or the paper's 85/15 hold-out);
+   one patient's images never on both sides.
+4. ``extract``: the VGG16 conv base's 7x7x512 map of every image, and of augmented views of
+   it, from the on-disk cache (the base is frozen).
+5. ``train_and_predict``: the CNN or CNN-LSTM head; a predictions table.
+6. ``evaluate``: the paper's Tables 3/4 (per-class accuracy, specificity, sensitivity, F1).
+7. ``shortcut_audit``: the same pipeline on images with the lungs blanked out, and a plain
+   classifier telling the two sources apart.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from cxrlib import data, features, metrics, models, splits, training
+from cxrlib.errors import ConfigError, DataError
+from cxrlib.images import load_image
+
+log = logging.getLogger(__name__)
+
+CLASSES = ("covid19", "pneumonia", "normal")
+CLASS_TITLES = {"covid19": "COVID-19", "pneumonia": "pneumonia", "normal": "normal"}
+PAPER_COUNTS = {"covid19": 141, "pneumonia": 140, "normal": 140}
+PROTOCOLS = ("kfold", "holdout")
+
+
+@dataclass
+class Config:
+    """Every knob of one detector run (the notebook's ``parameters`` cell)."""
+
+    model: str = "cnn_lstm"
+    fold: int = 0
+    n_folds: int = 5
+    protocol: str = "kfold"
+    test_fraction: float = 0.15
+    seed: int = 0
+    n_per_class: object = field(default_factory=lambda: dict(PAPER_COUNTS))
+    weights: str | None = "imagenet"
+    trainable: bool = False
+    image_size: int = 224
+    epochs: int = 200
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    lstm_units: int = 64
+    dropout: float = 0.5
+    augment_copies: int = 2
+    early_stopping: int | None = None
+    val_fraction: float = 0.15
+    init_seed: int = 0
+    shortcut_audit: bool = True
+
+    def check(self) -> "Config":
+        """Raise ``ConfigError`` for any value we cannot run; return self."""
+        models.check_detector(self.model)
+        if isinstance(self.weights, str) and self.weights.lower() == "none":
+            self.weights = None
+        if self.weights not in (None, "imagenet") and not Path(self.weights).is_file():
+            raise ConfigError(f"weights file not found: {self.weights}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol={self.protocol!r} is not known; choose one of "
+                              f"{', '.join(PROTOCOLS)}")
+        if self.n_folds < 2:
+            raise ConfigError(f"n_folds must be at least 2, not {self.n_folds}")
+        n_folds = self.n_folds if self.protocol == "kfold" else 1
+        if not isinstance(self.fold, int) or not 0 <= self.fold < n_folds:
+            raise ConfigError(f"fold={self.fold!r} is outside 0..{n_folds - 1} "
+                              f"({self.protocol} with n_folds={self.n_folds})")
+        self.n_per_class = self.class_counts()
+        if self.image_size < models.MIN_IMAGE_SIZE:
+            raise ConfigError(f"image_size must be at least {models.MIN_IMAGE_SIZE}")
+        if self.augment_copies < 0:
+            raise ConfigError("augment_copies must be 0 or more")
+        for name in ("epochs", "batch_size", "lstm_units"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        return self
+
+    def class_counts(self) -> dict:
+        """``n_per_class`` as {class: count or 'all'} (a number applies to every class)."""
+        value = self.n_per_class
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            value = {c: value for c in CLASSES}
+        if not isinstance(value, dict) or set(value) != set(CLASSES):
+            raise ConfigError(f"n_per_class must be a number, 'all', or a dict with keys "
+                              f"{list(CLASSES)}; got {self.n_per_class!r}")
+        for name, count in value.items():
+            if count != "all" and (not isinstance(count, int) or count < 1):
+                raise ConfigError(f"n_per_class[{name!r}] must be a positive number or 'all'")
+        return dict(value)
+
+    def feature_spec(self, region: str = "full") -> features.FeatureSpec:
+        return features.FeatureSpec("vgg16", self.image_size, self.weights, pooling=None,
+                                    init_seed=self.init_seed, region=region)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def available(data_dir: str | Path) -> pd.DataFrame:
+    """Every usable image of the three classes (one row per image)."""
+    cohen = data.load_cohen(data_dir)
+    covid = cohen[(cohen["finding"] == "COVID-19") & cohen["exists"]]
+    pediatric = data.load_pneumonia(data_dir)
+    missing = int((~pediatric["exists"]).sum()) + int(
+        ((cohen["finding"] == "COVID-19") & ~cohen["exists"]).sum())
+    if missing:
+        log.warning("left out %d listed image(s) whose file is missing or empty", missing)
+    pediatric = pediatric[pediatric["exists"]]
+    table = pd.concat([
+        pd.DataFrame({"path": covid["path"], "patient_id": "cohen:" + covid["patient_id"],
+                      "class": "covid19", "source": "cohen"}),
+        pd.DataFrame({"path": pediatric["path"], "patient_id": pediatric["patient_id"],
+                      "class": pediatric["class"], "source": "pediatric"}),
+    ], ignore_index=True)
+    return table
+
+
+def dataset(data_dir: str | Path, config: Config) -> pd.DataFrame:
+    """``n_per_class`` images per class, drawn with the seed; one row per image."""
+    pool = available(data_dir)
+    parts = []
+    for name, count in config.class_counts().items():
+        images = pool[pool["class"] == name]
+        if count != "all" and len(images) < count:
+            raise DataError(f"too few {CLASS_TITLES[name]} images: {len(images)} available, "
+                            f"n_per_class asks for {count}")
+        drawn = images if count == "all" else images.sample(n=count, random_state=config.seed)
+        parts.append(drawn.sort_values("path"))
+    table = pd.concat(parts, ignore_index=True)
+    table["label"] = table["class"].map({c: i for i, c in enumerate(CLASSES)})
+    return table
+
+
+def make_split(table: pd.DataFrame, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, test rows) of the chosen fold, grouped by patient, stratified by class."""
+    if config.protocol == "holdout":
+        train, test = splits.holdout_split(table["label"], table["patient_id"],
+                                           test_size=config.test_fraction, seed=config.seed)
+    else:
+        train, test = splits.kfold_splits(table["label"], table["patient_id"],
+                                          n_splits=config.n_folds, seed=config.seed)[config.fold]
+    splits.check_no_leak(table["patient_id"].iloc[train], table["patient_id"].iloc[test])
+    return train, test
+
+
+def extract(table: pd.DataFrame, config: Config, cache_dir: str | Path, region: str = "full",
+            progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Conv-base maps of every image, plus ``augment_copies`` augmented views of each."""
+    views = tuple(range(config.augment_copies + 1))
+    return features.extract_features(table["path"].tolist(), config.feature_spec(region),
+                                     cache_dir, views=views, aug_seed=config.seed,
+                                     progress=progress)
+
+
+def _training_arrays(table: pd.DataFrame, rows: np.ndarray, found: dict, views: range):
+    """Stack the maps of ``rows`` for each view; labels repeated per view."""
+    paths = table["path"].iloc[rows].tolist()
+    x = np.concatenate([features.stack(found, paths, view) for view in views])
+    y = np.tile(table["label"].iloc[rows].to_numpy(), len(views))
+    return x, y
+
+
+def train_and_predict(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, found: dict,
+                      config: Config) -> tuple[pd.DataFrame, pd.DataFrame, object]:
+    """Train the head on the training rows (and their augmented views); predict the test
+    rows. Returns (predictions, history, model).
+
+    Without ``early_stopping`` the test fold is only watched for the curves, as the paper
+    shows them; with it, a patient-grouped validation split of the training fold decides
+    when to stop and the test fold is not looked at.
+    """
+    fit_rows, val_rows = train, test
+    if config.early_stopping:
+        inner_train, inner_val = splits.holdout_split(
+            table["label"].iloc[train], table["patient_id"].iloc[train],
+            test_size=config.val_fraction, seed=config.seed)
+        fit_rows, val_rows = train[inner_train], train[inner_val]
+    training.set_seed(config.seed + 1000 * config.fold)
+    if config.trainable:
+        model, history, proba = _train_end_to_end(table, fit_rows, val_rows, test, config)
+    else:
+        x_fit, y_fit = _training_arrays(table, fit_rows, found, range(config.augment_copies + 1))
+        x_val, y_val = _training_arrays(table, val_rows, found, range(1))
+        x_test = features.stack(found, table["path"].iloc[test].tolist())
+        model = models.build_detector_head(config.model, x_fit.shape[1:], len(CLASSES),
+                                           config.lstm_units, config.dropout)
+        history = training.fit(model, x_fit, y_fit, loss="sparse_categorical_crossentropy",
+                               epochs=config.epochs, batch_size=config.batch_size,
+                               learning_rate=config.learning_rate, weight_decay=None,
+                               validation=(x_val, y_val), early_stopping=config.early_stopping)
+        proba = training.predict(model, x_test)
+    predictions = table.iloc[test][["path", "patient_id", "source", "class", "label"]].copy()
+    for i, name in enumerate(CLASSES):
+        predictions[f"p_{name}"] = proba[:, i]
+    predictions["predicted"] = [CLASSES[i] for i in proba.argmax(axis=1)]
+    predictions["fold"] = config.fold
+    predictions["model"] = config.model
+    predictions["seed"] = config.seed
+    return predictions.reset_index(drop=True), history, model
+
+
+def _train_end_to_end(table, fit_rows, val_rows, test_rows, config: Config):
+    """Conv base + head trained together, augmentation inside the model: for GPU users."""
+    import keras
+
+    scale = models.input_scale("vgg16")
+    load = lambda rows: np.stack([load_image(p, config.image_size, 3, scale)  # noqa: E731
+                                  for p in table["path"].iloc[rows]])
+    detector = models.build_detector(config.model, config.image_size, config.weights,
+                                     trainable=True, init_seed=config.init_seed,
+                                     lstm_units=config.lstm_units, dropout=config.dropout)
+    augment = models.augmentation_layers(config.seed, value_range=scale)
+    inputs = keras.Input(detector.input_shape[1:])
+    model = keras.Model(inputs, detector(augment(inputs)), name=f"{detector.name}_augmented")
+    history = training.fit(model, load(fit_rows), table["label"].iloc[fit_rows].to_numpy(),
+                           loss="sparse_categorical_crossentropy", epochs=config.epochs,
+                           batch_size=config.batch_size, learning_rate=config.learning_rate,
+                           validation=(load(val_rows), table["label"].iloc[val_rows].to_numpy()),
+                           early_stopping=config.early_stopping)
+    return model, history, training.predict(model, load(test_rows))
+
+
+def evaluate(predictions: pd.DataFrame) -> dict:
+    """The paper's Tables 3/4: overall accuracy, macro F1, per-class metrics, confusion."""
+    proba = predictions[[f"p_{c}" for c in CLASSES]].to_numpy()
+    return metrics.multiclass_metrics(predictions["label"].to_numpy(), proba, list(CLASSES))
+
+
+def per_class_table(evaluation: dict) -> pd.DataFrame:
+    """Per-class metrics as a table (rows = classes), the layout of the paper's Table 4."""
+    table = pd.DataFrame(evaluation["per_class"]).T
+    keep = ["accuracy", "specificity", "sensitivity", "precision", "f1", "support"]
+    return table[keep].rename(index=CLASS_TITLES)
+
+
+def class_counts(table: pd.DataFrame, train: np.ndarray, test: np.ndarray) -> dict:
+    """Images per class in the training and test rows."""
+    count = lambda rows: table["class"].iloc[rows].value_counts().reindex(CLASSES, fill_value=0)  # noqa: E731
+    return {"train": {k: int(v) for k, v in count(train).items()},
+            "test": {k: int(v) for k, v in count(test).items()}}
+
+
+def source_classifier(table: pd.DataFrame, seed: int = 0, size: int = 32,
+                      n_splits: int = 5) -> dict:
+    """How well a plain logistic regression on tiny gray thumbnails tells Cohen images
+    from pediatric ones (out-of-fold, grouped by patient) - no deep learning involved.
+    Also reports the same on file-level facts alone (width, height, aspect ratio)."""
+    from cxrlib.images import read_sizes
+
+    y = (table["source"] == "cohen").to_numpy().astype(int)
+    thumbnails = np.stack([load_image(p, size, 1, "unit").ravel() for p in table["path"]])
+    sizes = pd.DataFrame(read_sizes(table["path"]))
+    facts = np.column_stack([sizes["width"], sizes["height"], sizes["width"] / sizes["height"]])
+    folds = splits.kfold_splits(y, table["patient_id"].to_numpy(), n_splits=n_splits, seed=seed)
+    result = {}
+    for name, x in (("thumbnail_32px", thumbnails), ("file_size_only", facts.astype(float))):
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed))
+        predicted = cross_val_predict(model, x, y, cv=folds)
+        result[name] = float((predicted == y).mean())
+    result["majority_rate"] = float(max(y.mean(), 1 - y.mean()))
+    return result

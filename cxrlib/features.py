@@ -1,0 +1,259 @@
+"""Compute each image's CNN features once, cache them on disk, reuse them everywhere.
+
+With a frozen backbone, every seed, fold, window and head sees the same image features,
+so they are computed once per ``FeatureSpec`` (backbone, weights, image size, pooling,
+initialisation seed, preprocessing) and image *content*, and stored as one ``.npy`` file
+per image (and per augmented view). The cache is keyed so that:
+
+- a changed setting gets a new folder (the key hashes the spec, and a weights file by its
+  content);
+- a changed image gets a new entry (files are looked up by the SHA-1 of their bytes);
+- a corrupt or truncated cache file is detected, logged and recomputed;
+- writes are atomic (temporary file, then rename), so parallel runs and killed runs never
+  leave half-written entries.
+
+The backbone is built only when something is missing: a warm cache costs file reads only.
+Images are decoded in background threads while the model runs on the previous batch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from cxrlib.errors import ConfigError, ImageError
+from cxrlib.images import blank_center, load_image, scale_pixels
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+DEFAULT_CACHE_DIR = Path(os.environ.get("CXR_CACHE_DIR", Path.home() / ".cache" / "cxr-repro"))
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything that changes a feature vector (except the image itself).
+
+    ``pooling="avg"`` gives one vector per image (ProgNet); ``None`` the last feature map
+    (the detector's 7x7x512). ``augmentation`` holds the settings of augmented views
+    (view 0 is always the plain image). ``region="border"`` blanks the central lung
+    region first (``images.blank_center``), for the shortcut audit.
+    """
+
+    backbone: str
+    image_size: int
+    weights: str | None = None
+    pooling: str | None = "avg"
+    init_seed: int = 0
+    region: str = "full"
+    augmentation: dict = field(default_factory=lambda: {
+        "rotation": 0.03, "shift": 0.05, "zoom": 0.1, "brightness": 0.1})
+
+    def weights_id(self) -> str:
+        """``imagenet``, ``none`` or ``file-<sha1 of the weights file>``."""
+        if self.weights is None or str(self.weights).lower() == "none":
+            return "none"
+        if str(self.weights) == "imagenet":
+            return "imagenet"
+        path = Path(self.weights)
+        if not path.is_file():
+            raise ConfigError(f"weights file not found: {path}")
+        return "file-" + file_hash(path)
+
+    def key(self) -> str:
+        """A short hash naming this spec's cache folder."""
+        from cxrlib.models import input_scale
+
+        payload = {**asdict(self), "weights": self.weights_id(),
+                   "scale": input_scale(self.backbone), "version": CACHE_VERSION}
+        digest = hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return f"{self.backbone}-{self.image_size}px-{self.pooling or 'map'}-{digest[:12]}"
+
+
+def file_hash(path: str | Path) -> str:
+    """SHA-1 of a file's bytes: the cache's name for an image's content."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """One folder of ``.npy`` files for one ``FeatureSpec``."""
+
+    def __init__(self, cache_dir: str | Path, spec: FeatureSpec):
+        self.spec = spec
+        self.folder = Path(cache_dir) / spec.key()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        spec_file = self.folder / "spec.json"
+        if not spec_file.exists():
+            _atomic_write_bytes(spec_file, json.dumps(
+                {**asdict(spec), "weights_id": spec.weights_id()}, indent=2).encode())
+
+    def path(self, content: str, view: int = 0) -> Path:
+        return self.folder / content[:2] / f"{content}-v{view}.npy"
+
+    def get(self, content: str, view: int = 0) -> np.ndarray | None:
+        """The cached array, or None when absent or unreadable (a corrupt file is removed)."""
+        path = self.path(content, view)
+        if not path.exists():
+            return None
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            log.warning("corrupt cache file %s (%s): recomputing", path, err)
+            path.unlink(missing_ok=True)
+            return None
+
+    def put(self, content: str, view: int, array: np.ndarray) -> None:
+        path = self.path(content, view)
+        path.parent.mkdir(exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        with open(partial, "wb") as handle:
+            np.save(handle, array.astype(np.float32), allow_pickle=False)
+        os.replace(partial, path)
+
+
+def _atomic_write_bytes(path: Path, payload: bytes) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(payload)
+    os.replace(partial, path)
+
+
+def view_seed(content: str, view: int, seed: int) -> int:
+    """A seed for augmented view ``view`` of one image, independent of batch order."""
+    return zlib.crc32(f"{content}:{view}:{seed}".encode()) & 0x7FFFFFFF
+
+
+def _load_view(path: str, content: str, view: int, spec: FeatureSpec, scale: str,
+               aug_seed: int) -> np.ndarray:
+    """Decode one image (and augment it for views > 0) in the backbone's input scale."""
+    if view == 0 and spec.region == "full":
+        return load_image(path, spec.image_size, 3, scale)
+    from cxrlib.models import augmentation_layers
+
+    raw = load_image(path, spec.image_size, 3, "raw")
+    if spec.region == "border":
+        raw = blank_center(raw)
+    if view == 0:
+        return scale_pixels(raw, scale)
+    augment = augmentation_layers(view_seed(content, view, aug_seed), value_range="raw",
+                                  **spec.augmentation)
+    augmented = np.asarray(augment(raw[None], training=True))[0]
+    return scale_pixels(np.clip(augmented, 0, 255).astype(np.float32), scale)
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def extract_features(
+    paths: Sequence[str],
+    spec: FeatureSpec,
+    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    views: Sequence[int] = (0,),
+    batch_size: int = 32,
+    aug_seed: int = 0,
+    threads: int = 2,
+    progress: bool = True,
+    model=None,
+) -> tuple[pd.DataFrame, dict[tuple[str, int], np.ndarray]]:
+    """Features of every (path, view), from the cache where possible.
+
+    Returns a table (one row per path and view: ``path``, ``view``, ``content``, ``status``
+    = hit / computed / skipped, ``problem``) and ``{(path, view): array}`` for the rows not
+    skipped. Unreadable images are skipped with a logged count. ``model`` may pass an
+    already built backbone.
+    """
+    from cxrlib.models import build_backbone, input_scale
+
+    scale = input_scale(spec.backbone)
+    cache = FeatureCache(cache_dir, spec)
+    rows, found, todo = [], {}, []
+    contents: dict[str, str | None] = {}
+    for path in dict.fromkeys(map(str, paths)):
+        try:
+            contents[path] = file_hash(path)
+        except OSError:
+            contents[path] = None
+    for path, content in contents.items():
+        for view in views:
+            row = {"path": path, "view": view, "content": content, "status": "hit",
+                   "problem": None}
+            if content is None:
+                row.update(status="skipped", problem="file not found or unreadable")
+            elif (array := cache.get(content, view)) is not None:
+                found[(path, view)] = array
+            else:
+                row["status"] = "computed"
+                todo.append(row)
+            rows.append(row)
+    if todo:
+        if model is None:
+            model = build_backbone(spec.backbone, spec.image_size, spec.weights,
+                                   pooling=spec.pooling, init_seed=spec.init_seed)
+        _compute(todo, spec, scale, cache, model, found, batch_size, aug_seed, threads, progress)
+    table = pd.DataFrame(rows, columns=["path", "view", "content", "status", "problem"])
+    skipped = table[table["status"] == "skipped"]
+    if len(skipped):
+        log.warning("skipped %d unreadable image(s): %s", skipped["path"].nunique(),
+                    "; ".join(f"{p}: {r}" for p, r in skipped[["path", "problem"]]
+                              .drop_duplicates().head(5).itertuples(index=False)))
+    return table, found
+
+
+def _compute(todo: list[dict], spec: FeatureSpec, scale: str, cache: FeatureCache, model,
+             found: dict, batch_size: int, aug_seed: int, threads: int, progress: bool) -> None:
+    """Run the backbone over the rows in ``todo``, decoding the next batch meanwhile."""
+
+    def load_batch(batch: list[dict]) -> list[np.ndarray | ImageError]:
+        def one(row: dict) -> np.ndarray | ImageError:
+            try:
+                return _load_view(row["path"], row["content"], row["view"], spec, scale, aug_seed)
+            except ImageError as err:
+                return err
+        return list(pool.map(one, batch))
+
+    batches = list(_batches(todo, batch_size))
+    bar = tqdm(total=len(todo), desc=f"features {spec.backbone}", disable=not progress,
+               unit="img")
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool, \
+            ThreadPoolExecutor(max_workers=1) as prefetch:
+        pending = prefetch.submit(load_batch, batches[0])
+        for index, batch in enumerate(batches):
+            loaded = pending.result()
+            if index + 1 < len(batches):
+                pending = prefetch.submit(load_batch, batches[index + 1])
+            good = [(row, image) for row, image in zip(batch, loaded)
+                    if not isinstance(image, ImageError)]
+            for row, image in zip(batch, loaded):
+                if isinstance(image, ImageError):
+                    row.update(status="skipped", problem=image.reason)
+            if good:
+                stacked = np.stack([image for _, image in good])
+                outputs = np.asarray(model.predict_on_batch(stacked), dtype=np.float32)
+                for (row, _), output in zip(good, outputs):
+                    cache.put(row["content"], row["view"], output)
+                    found[(row["path"], row["view"])] = output
+            bar.update(len(batch))
+    bar.close()
+
+
+def stack(found: dict[tuple[str, int], np.ndarray], paths: Sequence[str], view: int = 0) -> np.ndarray:
+    """Features of ``paths`` (one view) as one array, in order; all must be present."""
+    missing = [p for p in paths if (str(p), view) not in found]
+    if missing:
+        raise KeyError(f"no features for {len(missing)} path(s), e.g. {missing[0]}")
+    return np.stack([found[(str(p), view)] for p in paths])

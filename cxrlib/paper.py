@@ -1,0 +1,76 @@
+"""The numbers the two papers report, to show beside ours (never used for computing).
+
+Sources: ProgNet (2020) Tables I and II; Islam, Islam & Asraf (2020) Tables 3, 4 and 5.
+Rates and scores are fractions (0.9381 for 93.81 %).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+PROGNET_SETUP = {
+    "patients": 42, "train_sequences": 34, "test_sequences": 8, "seq_len": 3, "runs": 10,
+    "optimizer": "Adam", "learning_rate": 1e-4, "weight_decay": 1e-4, "batch_size": 32,
+    "epochs": 60, "lstm_units": 150, "dropout": 0.5, "dense_units": (1024, 500, 128, 64),
+}
+
+# Table I: TP/FN/FP/TN rates (positive = survival). Table II: mean and std over 10 runs.
+PROGNET = {
+    "alexnet": {"tp_rate": 0.8837, "fn_rate": 0.1196, "fp_rate": 0.1163, "tn_rate": 0.8804,
+                "accuracy": (0.888, 0.08), "precision": (0.883, 0.05), "recall": (0.880, 0.09),
+                "f1": (0.881, 0.06)},
+    "vgg16": {"tp_rate": 0.9014, "fn_rate": 0.0879, "fp_rate": 0.0986, "tn_rate": 0.9121,
+              "accuracy": (0.905, 0.03), "precision": (0.90, 0.02), "recall": (0.911, 0.05),
+              "f1": (0.905, 0.03)},
+    "vgg19": {"tp_rate": 0.9190, "fn_rate": 0.0789, "fp_rate": 0.081, "tn_rate": 0.9211,
+              "accuracy": (0.923, 0.04), "precision": (0.91, 0.03), "recall": (0.920, 0.06),
+              "f1": (0.914, 0.04)},
+    "resnet50": {"tp_rate": 0.9381, "fn_rate": 0.0599, "fp_rate": 0.0619, "tn_rate": 0.9401,
+                 "accuracy": (0.924, 0.03), "precision": (0.930, 0.02), "recall": (0.939, 0.04),
+                 "f1": (0.934, 0.02)},
+}
+
+DETECTOR_SETUP = {
+    "images": {"covid19": 141, "pneumonia": 140, "normal": 140}, "image_size": 224,
+    "split": "85/15, 5-fold cross-validation", "test_images": 64, "test_covid19": 22,
+    "learning_rate": 1e-4, "max_epochs": 200,
+}
+
+# Table 3 / Table 4: per class (COVID-19, pneumonia, normal).
+DETECTOR = {
+    "cnn": {"accuracy": 0.94, "misclassified": 4,
+            "specificity": {"covid19": 0.96, "pneumonia": 0.95, "normal": 0.91},
+            "sensitivity": {"covid19": 1.00, "pneumonia": 0.86, "normal": 0.95},
+            "f1": {"covid19": 0.98, "pneumonia": 0.90, "normal": 0.93}},
+    "cnn_lstm": {"accuracy": 0.97, "misclassified": 2,
+                 "specificity": {"covid19": 0.91, "pneumonia": 1.00, "normal": 1.00},
+                 "sensitivity": {"covid19": 1.00, "pneumonia": 1.00, "normal": 0.90},
+                 "f1": {"covid19": 1.00, "pneumonia": 0.95, "normal": 0.95}},
+}
+
+# Table 5: accuracy of other COVID-19 X-ray classifiers, as the detector paper lists them.
+LITERATURE = [
+    ("Loey et al.", "GoogLeNet", 0.806),
+    ("Khan et al.", "CoroNet (Xception)", 0.895),
+    ("Hemdan et al.", "VGG19", 0.900),
+    ("Apostolopoulos et al.", "VGG19", 0.935),
+    ("Alqudah et al.", "AOCT-NET", 0.952),
+    ("Kumar et al.", "ResNet50 + SVM", 0.954),
+    ("Islam et al. (the paper)", "CNN-LSTM", 0.970),
+]
+
+
+def prognet_row(backbone: str) -> dict:
+    """The paper's Table I rates and Table II means for one backbone (flat dict)."""
+    row = PROGNET[backbone]
+    return {k: (v[0] if isinstance(v, tuple) else v) for k, v in row.items()}
+
+
+def detector_table(model: str) -> pd.DataFrame:
+    """The paper's per-class table for ``cnn`` or ``cnn_lstm`` (rows = classes)."""
+    entry = DETECTOR[model]
+    return pd.DataFrame({k: entry[k] for k in ("specificity", "sensitivity", "f1")})
+
+
+def literature_table() -> pd.DataFrame:
+    """The detector paper's Table 5 as a DataFrame."""
+    return pd.DataFrame(LITERATURE, columns=["study", "model", "accuracy"])

@@ -1,0 +1,291 @@
+"""The ProgNet experiment: patient time series -> cached CNN features -> LSTM head.
+
+Steps, each returning something a notebook can show as a table:
+
+1. ``Config.check()``: every parameter, before any work (clear errors).
+2. ``cohort``: one row per patient with >= ``seq_len`` readable frontal X-rays and a label.
+3. ``make_splits``: patient-level stratified hold-out (the paper's 34/8) or k-fold.
+4. ``extract``: one feature vector per image, from the on-disk cache.
+5. ``train_and_predict``: per split, the LSTM head and the baselines (majority class,
+   last image -> logistic regression, mean of the sequence -> logistic regression); a
+   predictions table with one row per test patient.
+6. ``evaluate``: the paper's metrics for the model and each baseline.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from cxrlib import data, features, metrics, models, splits, training
+from cxrlib.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+WINDOWS = ("first", "last", "all")
+PROTOCOLS = ("holdout", "kfold")
+PAPER_TEST_FRACTION = 8 / 42  # 34 training and 8 test sequences of 42 patients
+BASELINES = ("majority", "last_image", "mean_features")
+
+
+@dataclass
+class Config:
+    """Every knob of one ProgNet run (the notebook's ``parameters`` cell)."""
+
+    backbone: str = "resnet50"
+    seed: int = 0
+    weights: str | None = "imagenet"
+    image_size: int = 224
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-4
+    lstm_units: int = 150
+    dropout: float = 0.5
+    seq_len: int | None = 3
+    window: str = "first"
+    protocol: str = "holdout"
+    test_fraction: float = PAPER_TEST_FRACTION
+    n_folds: int = 5
+    findings: str = "all"
+    finetune: bool = False
+    init_seed: int = 0
+    threshold: float = 0.5
+    standardize: bool = True
+
+    def check(self) -> "Config":
+        """Raise ``ConfigError`` for any value we cannot run; return self."""
+        self.backbone = models.check_backbone(self.backbone)
+        if isinstance(self.weights, str) and self.weights.lower() == "none":
+            self.weights = None
+        if self.weights == "imagenet" and self.backbone == "alexnet":
+            raise ConfigError("alexnet has no ImageNet weights in Keras: use weights=None or "
+                              "a path to a weights file")
+        if self.weights not in (None, "imagenet") and not Path(self.weights).is_file():
+            raise ConfigError(f"weights file not found: {self.weights}")
+        if self.window not in WINDOWS:
+            raise ConfigError(f"window={self.window!r} is not known; choose one of "
+                              f"{', '.join(WINDOWS)}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol={self.protocol!r} is not known; choose one of "
+                              f"{', '.join(PROTOCOLS)}")
+        if self.seq_len is not None and (not isinstance(self.seq_len, int) or self.seq_len < 1):
+            raise ConfigError(f"seq_len must be a positive integer or None, not {self.seq_len!r}")
+        if self.seq_len is None and self.finetune:
+            raise ConfigError("finetune=True needs a fixed seq_len")
+        if self.seq_len is None and self.window == "all":
+            raise ConfigError("window='all' needs a fixed seq_len (None already uses every image)")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"test_fraction must be between 0 and 1, not {self.test_fraction!r}")
+        for name in ("epochs", "batch_size", "image_size", "n_folds", "lstm_units"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.image_size < models.MIN_IMAGE_SIZE:
+            raise ConfigError(f"image_size must be at least {models.MIN_IMAGE_SIZE}")
+        return self
+
+    def feature_spec(self) -> features.FeatureSpec:
+        return features.FeatureSpec(self.backbone, self.image_size, self.weights,
+                                    pooling="avg", init_seed=self.init_seed)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def cohort(data_dir: str | Path, config: Config) -> pd.DataFrame:
+    """Patients with >= ``seq_len`` readable frontal X-rays and a survival label."""
+    frontal = data.load_cohen(data_dir)
+    if config.findings != "all":
+        frontal = frontal[frontal["finding"] == config.findings]
+    sequences = data.build_sequences(frontal, min_images=config.seq_len or 1)
+    if sequences.empty:
+        raise DataError(f"{data_dir}: no patient has {config.seq_len or 1}+ readable frontal "
+                        "X-rays and a survival label")
+    return sequences
+
+
+def make_splits(sequences: pd.DataFrame, config: Config) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(fold, train rows, test rows) of the sequences table; patient-level by construction."""
+    labels = sequences["label"].to_numpy()
+    if config.protocol == "holdout":
+        train, test = splits.holdout_split(labels, test_size=config.test_fraction,
+                                           seed=config.seed)
+        folds = [(0, train, test)]
+    else:
+        folds = [(k, tr, te) for k, (tr, te) in enumerate(
+            splits.kfold_splits(labels, n_splits=config.n_folds, seed=config.seed))]
+    for _, train, test in folds:
+        splits.check_no_leak(sequences["patient_id"].iloc[train],
+                             sequences["patient_id"].iloc[test])
+        if len(np.unique(labels[train])) < 2:
+            raise DataError("a training set has one class only: too few patients for the split")
+    return folds
+
+
+def extract(sequences: pd.DataFrame, config: Config, cache_dir: str | Path,
+            progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Feature vectors of every image of the cohort (cached on disk)."""
+    paths = [p for row in sequences["paths"] for p in row]
+    return features.extract_features(paths, config.feature_spec(), cache_dir, progress=progress)
+
+
+def windows(paths: Sequence[str], seq_len: int | None, window: str) -> list[list[str]]:
+    """The sequences of ``seq_len`` images one patient contributes."""
+    paths = list(paths)
+    if seq_len is None:
+        return [paths]
+    if window == "first":
+        return [paths[:seq_len]]
+    if window == "last":
+        return [paths[-seq_len:]]
+    return [paths[i:i + seq_len] for i in range(len(paths) - seq_len + 1)]
+
+
+def sequence_rows(sequences: pd.DataFrame, positions: np.ndarray, config: Config) -> pd.DataFrame:
+    """One row per (patient, window) for the chosen patients."""
+    rows = []
+    for position in positions:
+        patient = sequences.iloc[position]
+        for index, paths in enumerate(windows(patient["paths"], config.seq_len, config.window)):
+            rows.append({"patient_id": patient["patient_id"], "label": patient["label"],
+                         "window": index, "paths": paths})
+    return pd.DataFrame(rows)
+
+
+def to_array(rows: pd.DataFrame, found: dict, length: int | None = None) -> np.ndarray:
+    """(n, steps, feature_dim) features; shorter sequences are zero-padded at the end."""
+    steps = length or max(len(p) for p in rows["paths"])
+    first = next(iter(found.values()))
+    array = np.zeros((len(rows), steps, first.shape[-1]), np.float32)
+    for i, paths in enumerate(rows["paths"]):
+        array[i, :len(paths)] = features.stack(found, paths)
+    return array
+
+
+def standardize(train_x: np.ndarray, test_x: np.ndarray, train_lengths: np.ndarray,
+                test_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Z-score every feature with the training set's real (unpadded) steps; padded steps
+    stay all-zero so masking still finds them."""
+    real = np.concatenate([x[:n] for x, n in zip(train_x, train_lengths)])
+    mean, std = real.mean(axis=0), real.std(axis=0) + 1e-6
+    scaled = []
+    for x, lengths in ((train_x, train_lengths), (test_x, test_lengths)):
+        out = np.zeros_like(x)
+        for i, n in enumerate(lengths):
+            out[i, :n] = (x[i, :n] - mean) / std
+        scaled.append(out)
+    return scaled[0], scaled[1]
+
+
+def _baseline_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                     test_lengths: np.ndarray, train_lengths: np.ndarray, seed: int) -> dict:
+    """P(survival) of the three baselines for the test rows."""
+    scores = {"majority": np.full(len(test_x), float(train_y.mean() >= 0.5))}
+    last = lambda x, n: x[np.arange(len(x)), n - 1]  # noqa: E731 - last real step
+    mean = lambda x, n: x.sum(axis=1) / n[:, None]  # noqa: E731 - mean over real steps
+    for name, summarise in (("last_image", last), ("mean_features", mean)):
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed))
+        model.fit(summarise(train_x, train_lengths), train_y)
+        scores[name] = model.predict_proba(summarise(test_x, test_lengths))[:, 1]
+    return scores
+
+
+def _head(config: Config, feature_dim: int, steps: int):
+    return models.build_prognet_head(feature_dim, seq_len=config.seq_len and steps,
+                                     lstm_units=config.lstm_units, dropout=config.dropout)
+
+
+def train_and_predict(sequences: pd.DataFrame, folds: list, found: dict, config: Config,
+                      data_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:
+    """Train the head on each split; return (predictions, history, last trained model).
+
+    Predictions: one row per test patient and fold with ``survival_score`` (P(survival))
+    and each baseline's score. With ``window='all'`` a patient's score is the mean over
+    its windows. The test set is watched during training only to draw the paper's test
+    curves (``history.csv``): it chooses nothing.
+    """
+    predictions, histories, model = [], [], None
+    for fold, train_pos, test_pos in folds:
+        train_rows = sequence_rows(sequences, train_pos, config)
+        test_rows = sequence_rows(sequences, test_pos, config)
+        steps = config.seq_len or max(len(p) for p in pd.concat([train_rows, test_rows])["paths"])
+        train_x, test_x = to_array(train_rows, found, steps), to_array(test_rows, found, steps)
+        train_y = train_rows["label"].to_numpy("float32")
+        test_y = test_rows["label"].to_numpy("float32")
+        lengths = lambda rows: rows["paths"].map(len).to_numpy()  # noqa: E731
+        if config.standardize:
+            train_x, test_x = standardize(train_x, test_x, lengths(train_rows), lengths(test_rows))
+        training.set_seed(config.seed + 1000 * fold)
+        if config.finetune:
+            model, history, score = _finetune(train_rows, test_rows, train_y, test_y, config)
+        else:
+            model = _head(config, train_x.shape[-1], steps)
+            history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
+                                   epochs=config.epochs, batch_size=config.batch_size,
+                                   learning_rate=config.learning_rate,
+                                   weight_decay=config.weight_decay, validation=(test_x, test_y))
+            score = training.predict(model, test_x)[:, 0]
+        baselines = _baseline_scores(train_x, train_y, test_x, lengths(test_rows),
+                                     lengths(train_rows), config.seed)
+        scored = test_rows.assign(survival_score=score,
+                                  **{f"score_{k}": v for k, v in baselines.items()})
+        score_columns = ["survival_score"] + [f"score_{k}" for k in BASELINES]
+        per_patient = scored.groupby("patient_id", sort=False).agg(
+            label=("label", "first"), n_windows=("window", "size"),
+            **{c: (c, "mean") for c in score_columns}).reset_index()
+        per_patient.insert(2, "fold", fold)
+        per_patient["n_train"] = len(train_pos)
+        per_patient["n_test"] = len(test_pos)
+        predictions.append(per_patient)
+        histories.append(history.assign(fold=fold))
+    table = pd.concat(predictions, ignore_index=True)
+    table["predicted"] = (table["survival_score"] >= config.threshold).astype(int)
+    table["split"] = "test"
+    table["seed"] = config.seed
+    table["backbone"] = config.backbone
+    info = sequences.set_index("patient_id")[["n_images", "survival"]]
+    table = table.join(info, on="patient_id")
+    return table, pd.concat(histories, ignore_index=True), model
+
+
+def _finetune(train_rows, test_rows, train_y, test_y, config: Config):
+    """End-to-end training through the backbone (TimeDistributed): for GPU users."""
+    from cxrlib.images import load_image
+
+    scale = models.input_scale(config.backbone)
+    load = lambda rows: np.stack([np.stack([load_image(p, config.image_size, 3, scale)  # noqa: E731
+                                            for p in paths]) for paths in rows["paths"]])
+    model = models.build_prognet_end_to_end(config.backbone, config.seq_len, config.image_size,
+                                            weights=config.weights, finetune=True,
+                                            init_seed=config.init_seed,
+                                            lstm_units=config.lstm_units, dropout=config.dropout)
+    train_x, test_x = load(train_rows), load(test_rows)
+    history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
+                           epochs=config.epochs, batch_size=config.batch_size,
+                           learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+                           validation=(test_x, test_y))
+    return model, history, training.predict(model, test_x)[:, 0]
+
+
+def evaluate(predictions: pd.DataFrame, threshold: float = 0.5) -> dict:
+    """The paper's metrics (positive = survival) for the model and every baseline."""
+    y = predictions["label"].to_numpy()
+    result = {"model": metrics.binary_metrics(y, predictions["survival_score"], threshold)}
+    for name in BASELINES:
+        result[name] = metrics.binary_metrics(y, predictions[f"score_{name}"], threshold)
+    return result
+
+
+def metrics_table(evaluation: dict) -> pd.DataFrame:
+    """Model and baselines side by side (rows = metrics)."""
+    keep = ["accuracy", "precision", "recall", "f1", "specificity", "balanced_accuracy",
+            "roc_auc", "tp_rate", "fn_rate", "fp_rate", "tn_rate", "tp", "fn", "fp", "tn"]
+    return pd.DataFrame({name: {k: values.get(k) for k in keep}
+                         for name, values in evaluation.items()})

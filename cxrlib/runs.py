@@ -1,0 +1,202 @@
+"""Run one notebook with papermill, and write a run's files atomically.
+
+A run folder holds the executed notebook, ``metrics.json`` (written last: its presence
+means the run finished), ``predictions.csv``, ``history.csv`` and figures. Runs execute in
+``<out>.partial/`` and are renamed to ``<out>`` only when the notebook completed, so a
+killed run never leaves a folder that looks finished.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from cxrlib.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+NOTEBOOKS = {
+    "explore": "01_data_exploration.ipynb",
+    "prognet": "02_prognet.ipynb",
+    "detector": "03_detector.ipynb",
+    "comparisons": "04_comparisons.ipynb",
+    "qualitative": "05_qualitative.ipynb",
+}
+PATH_PARAMETERS = ("data_dir", "out_dir", "cache_dir", "results_dir")
+VERSIONED_PACKAGES = ("cxrlib", "tensorflow", "keras", "numpy", "pandas", "scikit-learn",
+                      "scipy", "pillow", "papermill")
+
+
+def notebooks_dir() -> Path:
+    """The repository's ``notebooks/`` folder (the notebooks are not installed as data)."""
+    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    if not folder.is_dir():
+        raise ConfigError(f"notebooks folder not found at {folder}; run from a clone of the "
+                          "repository (pip install -e .)")
+    return folder
+
+
+def notebook_path(name: str) -> Path:
+    """Path of a notebook by short name (``prognet``) or file name."""
+    file = NOTEBOOKS.get(name, name)
+    path = notebooks_dir() / file
+    if not path.is_file():
+        raise ConfigError(f"unknown notebook {name!r}; choose one of {', '.join(NOTEBOOKS)}")
+    return path
+
+
+def notebook_defaults(name: str) -> dict[str, Any]:
+    """The notebook's ``parameters`` cell as {name: default value}."""
+    import papermill
+
+    inferred = papermill.inspect_notebook(str(notebook_path(name)))
+    defaults = {}
+    for key, spec in inferred.items():
+        try:
+            defaults[key] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            defaults[key] = spec["default"]
+    return defaults
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as Python: numbers, true/false/none, JSON lists, else text."""
+    lowered = text.strip().lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def run_notebook(name: str, out_dir: str | Path, parameters: Mapping[str, Any] | None = None,
+                 progress: bool = False, kernel_name: str | None = None) -> Path:
+    """Execute a notebook into ``out_dir`` with papermill; return the executed notebook.
+
+    Unknown parameter names raise ``ConfigError`` before anything runs. The run happens in
+    ``<out_dir>.partial`` and is renamed into place when it succeeds; on failure the
+    executed notebook (with the traceback) is kept in ``<out_dir>.failed`` and the error
+    re-raised.
+    """
+    import papermill
+
+    source = notebook_path(name)
+    parameters = dict(parameters or {})
+    known = notebook_defaults(name)
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise ConfigError(f"{source.name} has no parameter(s) {unknown}; "
+                          f"its parameters are: {', '.join(sorted(known))}")
+    out_dir = Path(out_dir).resolve()
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    failed = out_dir.with_name(out_dir.name + ".failed")
+    for stale in (partial, failed):
+        shutil.rmtree(stale, ignore_errors=True)
+    partial.mkdir(parents=True)
+    parameters["out_dir"] = str(partial)
+    for key in PATH_PARAMETERS:
+        if key in parameters and parameters[key] is not None and key != "out_dir":
+            parameters[key] = str(Path(parameters[key]).resolve())
+    executed = partial / source.name
+    try:
+        papermill.execute_notebook(str(source), str(executed), parameters=parameters,
+                                   cwd=str(source.parent), progress_bar=progress,
+                                   kernel_name=kernel_name)
+    except BaseException:
+        if partial.exists():
+            os.replace(partial, failed)
+        raise
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(partial, out_dir)
+    return out_dir / source.name
+
+
+def environment() -> dict[str, Any]:
+    """Machine and library versions, for ``metrics.json``."""
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "versions": versions}
+
+
+def to_jsonable(value: Any) -> Any:
+    """NumPy and pandas scalars/arrays to plain JSON types (NaN becomes null)."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, Path):
+        return str(value)
+    if value is pd.NA:
+        return None
+    return value
+
+
+def write_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
+    """Write JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
+    """Write a table as CSV atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    table.to_csv(partial, index=False)
+    os.replace(partial, path)
+    return path
+
+
+def split_parameters(parameters: Mapping[str, Any]) -> tuple[dict, dict]:
+    """(parameters that define the result, machine-specific paths)."""
+    paths = {k: v for k, v in parameters.items() if k in PATH_PARAMETERS}
+    rest = {k: v for k, v in parameters.items() if k not in PATH_PARAMETERS}
+    return rest, paths
+
+
+class Timer:
+    """Wall-clock timings by name: ``with timer("extract"): ...``; ``timer.seconds``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str) -> "Timer":
+        self._name = name
+        return self
+
+    def __enter__(self) -> "Timer":
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds[self._name] = round(time.perf_counter() - self._start, 3)
