@@ -274,3 +274,65 @@ def source_classifier(table: pd.DataFrame, seed: int = 0, size: int = 32,
         result[name] = float((predicted == y).mean())
     result["majority_rate"] = float(max(y.mean(), 1 - y.mean()))
     return result
+
+
+def compare_with_paper(evaluation: dict, model: str) -> pd.DataFrame:
+    """Per-class specificity, sensitivity and F1: ours beside the paper's (Table 3 / 4)."""
+    from cxrlib import paper
+
+    ours = per_class_table(evaluation)[["specificity", "sensitivity", "f1"]]
+    theirs = paper.detector_table(model).rename(index=CLASS_TITLES)
+    return ours.join(theirs, rsuffix=" (paper)")[
+        ["specificity", "specificity (paper)", "sensitivity", "sensitivity (paper)",
+         "f1", "f1 (paper)"]]
+
+
+def shortcut_audit(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, config: Config,
+                   cache_dir: str | Path, full_accuracy: float, progress: bool = True) -> dict:
+    """Train the same pipeline on lungs-blanked images; fit a plain source classifier.
+
+    Returns accuracies: ``full_image`` (the run's model), ``lungs_blanked`` (same head, same
+    fold, images with the lung region set to black), ``source_thumbnail`` and
+    ``source_file_size`` (logistic regression telling Cohen from pediatric images), and the
+    chance levels they should be read against.
+    """
+    _, found = extract(table, config, cache_dir, region="border", progress=progress)
+    blanked, history, _ = train_and_predict(table, train, test, found, config)
+    sources = source_classifier(table, seed=config.seed)
+    test_classes = table["class"].iloc[test]
+    return {
+        "full_image": full_accuracy,
+        "lungs_blanked": float((blanked["predicted"] == blanked["class"]).mean()),
+        "chance_three_classes": float(test_classes.value_counts(normalize=True).max()),
+        "source_thumbnail": sources["thumbnail_32px"],
+        "source_file_size": sources["file_size_only"],
+        "source_majority": sources["majority_rate"],
+    }
+
+
+def run_metrics(config: Config, evaluation: dict, table: pd.DataFrame, train: np.ndarray,
+                test: np.ndarray, feature_table: pd.DataFrame, audit: dict | None,
+                timings: dict, paths: dict) -> dict:
+    """Everything ``metrics.json`` holds for one detector run."""
+    from cxrlib import runs
+
+    return {
+        "experiment": "detector",
+        "parameters": config.as_dict(),
+        "paths": paths,
+        "metrics": evaluation,
+        "n_per_class": class_counts(table, train, test),
+        "n_patients": {"train": int(table["patient_id"].iloc[train].nunique()),
+                       "test": int(table["patient_id"].iloc[test].nunique())},
+        "shortcut_audit": audit,
+        "features": feature_table["status"].value_counts().to_dict(),
+        "timings_s": timings,
+        "environment": runs.environment(),
+    }
+
+
+def paper_accuracy(model: str) -> float:
+    """The overall accuracy the paper reports for ``cnn`` or ``cnn_lstm``."""
+    from cxrlib import paper
+
+    return paper.DETECTOR[model]["accuracy"]

@@ -289,3 +289,35 @@ def metrics_table(evaluation: dict) -> pd.DataFrame:
             "roc_auc", "tp_rate", "fn_rate", "fp_rate", "tn_rate", "tp", "fn", "fp", "tn"]
     return pd.DataFrame({name: {k: values.get(k) for k in keep}
                          for name, values in evaluation.items()})
+
+
+def compare_with_paper(evaluation: dict, backbone: str) -> pd.DataFrame:
+    """Our model, the baselines and the paper's value, one row per metric."""
+    from cxrlib import paper
+
+    table = metrics_table(evaluation).drop(index=["tp", "fn", "fp", "tn"])
+    reported = paper.prognet_row(backbone)
+    table["paper"] = [reported.get(metric) for metric in table.index]
+    return table
+
+
+def run_metrics(config: Config, evaluation: dict, predictions: pd.DataFrame,
+                sequences: pd.DataFrame, feature_table: pd.DataFrame, timings: dict,
+                paths: dict) -> dict:
+    """Everything ``metrics.json`` holds for one run."""
+    from cxrlib import runs
+
+    return {
+        "experiment": "prognet",
+        "parameters": config.as_dict(),
+        "paths": paths,
+        "metrics": evaluation["model"],
+        "baselines": {k: v for k, v in evaluation.items() if k != "model"},
+        "n_patients": len(sequences),
+        "n_train": int(predictions["n_train"].iloc[0]) if config.protocol == "holdout" else None,
+        "n_test": int(predictions["patient_id"].nunique()),
+        "n_deaths_test": int((predictions["label"] == 0).sum()),
+        "features": feature_table["status"].value_counts().to_dict(),
+        "timings_s": timings,
+        "environment": runs.environment(),
+    }

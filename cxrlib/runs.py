@@ -122,7 +122,17 @@ def run_notebook(name: str, out_dir: str | Path, parameters: Mapping[str, Any] |
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(partial, out_dir)
+    _record_final_path(out_dir)
     return out_dir / source.name
+
+
+def _record_final_path(out_dir: Path) -> None:
+    """The run wrote ``paths.out_dir`` as its ``.partial`` folder: name the final one."""
+    path = out_dir / "metrics.json"
+    if path.is_file():
+        payload = json.loads(path.read_text())
+        payload.setdefault("paths", {})["out_dir"] = str(out_dir)
+        write_json(path, payload)
 
 
 def environment() -> dict[str, Any]:
@@ -200,3 +210,27 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds[self._name] = round(time.perf_counter() - self._start, 3)
+
+
+def write_run(out_dir: str | Path, metrics: Mapping[str, Any],
+              tables: Mapping[str, pd.DataFrame] | None = None,
+              figures: Mapping[str, Any] | None = None) -> Path:
+    """Write a run's tables (``<name>.csv``) and figures (``figures/<name>.png``), then
+    ``metrics.json`` last: a folder with ``metrics.json`` is a finished run."""
+    from cxrlib.plots import save_figure
+
+    out = Path(out_dir)
+    for name, table in (tables or {}).items():
+        write_csv(out / f"{name}.csv", table)
+    for name, figure in (figures or {}).items():
+        save_figure(figure, out / "figures" / f"{name}.png")
+    return write_json(out / "metrics.json", metrics)
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """True when the run folder holds a complete, parseable ``metrics.json``."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        return bool(json.loads(path.read_text()).get("metrics"))
+    except (OSError, ValueError, AttributeError):
+        return False
