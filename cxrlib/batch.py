@@ -1,12 +1,319 @@
-"""Many notebook runs (placeholder until the batch issue lands)."""
+"""Run the whole reproduction: every backbone x seed and every model x fold, then reports.
+
+    cxr batch --profile sample|paper|quick --data-dir DIR --out results/<profile>
+
+Layout under ``--out``: ``prognet/<backbone>/seed-<k>/`` and ``detector/<model>/fold-<k>/``
+(each an executed notebook plus its files), then ``04_comparisons.ipynb`` and
+``05_qualitative.ipynb`` with ``tables/`` and ``figures/``, and ``batch_summary.csv``.
+
+Resumable and safe: a run whose folder holds a complete ``metrics.json`` is skipped; runs
+execute in ``<run>.partial/`` and are renamed when done, so a killed batch leaves nothing
+that looks finished; a failing run keeps its executed notebook (with the traceback) in
+``<run>.failed/``, is listed at the end, and does not stop the others. The exit code is 0
+only when every run succeeded. Features are extracted once per backbone before the runs,
+so parallel runs never compute the same features twice.
+"""
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+from tqdm import tqdm
+
+from cxrlib import runs
+from cxrlib.errors import ConfigError
+
+# The same names as cxrlib.models (kept here so `cxr --help` need not import TensorFlow;
+# a test checks they agree).
+BACKBONES = ("alexnet", "vgg16", "vgg19", "resnet50")
+DETECTOR_MODELS = ("cnn", "cnn_lstm")
+
+log = logging.getLogger(__name__)
+
+PAPER_COUNTS = {"covid19": 141, "pneumonia": 140, "normal": 140}
+PROFILES: dict[str, dict[str, Any]] = {
+    # The notebooks' own defaults: small images, runs in minutes on the sample data.
+    "sample": {"backbones": BACKBONES, "seeds": tuple(range(10)), "models": DETECTOR_MODELS,
+               "folds": tuple(range(5)), "prognet": {}, "detector": {}},
+    # A smaller grid for tests and the comparison chapters' self-check.
+    "quick": {"backbones": ("alexnet", "resnet50"), "seeds": (0, 1), "models": DETECTOR_MODELS,
+              "folds": (0, 1), "prognet": {}, "detector": {}},
+    # The papers' settings (weights "imagenet" downloads on a machine with internet;
+    # add -p weights none to run offline).
+    "paper": {"backbones": BACKBONES, "seeds": tuple(range(10)), "models": DETECTOR_MODELS,
+              "folds": tuple(range(5)),
+              "prognet": {"image_size": 224, "epochs": 60, "weights": "imagenet"},
+              "detector": {"image_size": 224, "epochs": 200, "weights": "imagenet",
+                           "n_per_class": PAPER_COUNTS, "augment_copies": 2}},
+}
+REPORTS = ("comparisons", "qualitative")
+GIB = 1024 ** 3
+MEMORY_PER_RUN = 3 * GIB  # a kernel with TensorFlow and one backbone, measured ~1.5-2.5 GB
+
+
+@dataclass
+class Run:
+    """One notebook execution of the grid."""
+
+    notebook: str
+    out_dir: Path
+    parameters: dict[str, Any]
+    label: str
+    status: str = "pending"
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class Batch:
+    """The grid of runs for a profile, with the parameters common to all of them."""
+
+    profile: str
+    data_dir: Path
+    out: Path
+    cache_dir: Path
+    runs: list[Run] = field(default_factory=list)
+
+
+def default_workers() -> int:
+    """Parallel runs the machine can take: one per core, at most one per 3 GiB free."""
+    import psutil
+
+    by_memory = max(1, int(psutil.virtual_memory().available // MEMORY_PER_RUN))
+    return max(1, min(os.cpu_count() or 1, by_memory))
+
+
+def _pick(names: Iterable | None, allowed: Iterable, what: str) -> tuple:
+    """Selected values, checked against the profile's."""
+    allowed = tuple(allowed)
+    if names is None:
+        return allowed
+    chosen = tuple(names)
+    unknown = [n for n in chosen if n not in allowed and what in ("backbone", "model")]
+    if unknown:
+        raise ConfigError(f"unknown {what}(s) {unknown}; choose from {', '.join(map(str, allowed))}")
+    return chosen
+
+
+def _split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict]:
+    """``-p`` values for the ProgNet and the detector notebooks (each takes those it knows)."""
+    known = {name: set(runs.notebook_defaults(name)) for name in ("prognet", "detector")}
+    unknown = [k for k in overrides if k not in known["prognet"] | known["detector"]]
+    if unknown:
+        raise ConfigError(f"no notebook has parameter(s) {unknown}")
+    return ({k: v for k, v in overrides.items() if k in known["prognet"]},
+            {k: v for k, v in overrides.items() if k in known["detector"]})
+
+
+def plan(profile: str, data_dir: str | Path, out: str | Path, *, backbones=None, seeds=None,
+         models=None, folds=None, overrides: dict | None = None,
+         cache_dir: str | Path | None = None) -> Batch:
+    """The runs of a profile (subsets by the options), not yet executed."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    spec = PROFILES[profile]
+    out = Path(out).resolve()
+    cache = Path(cache_dir).resolve() if cache_dir else out / ".cache" / "features"
+    prognet_extra, detector_extra = _split_overrides(dict(overrides or {}))
+    batch = Batch(profile, Path(data_dir).resolve(), out, cache)
+    common = {"data_dir": str(batch.data_dir), "cache_dir": str(cache)}
+    for backbone in _pick(backbones, spec["backbones"] if backbones is None else BACKBONES, "backbone"):
+        for seed in _pick(seeds, spec["seeds"], "seed"):
+            parameters = {**common, **spec["prognet"], **prognet_extra, "backbone": backbone,
+                          "seed": int(seed)}
+            batch.runs.append(Run("prognet", out / "prognet" / backbone / f"seed-{seed}",
+                                  parameters, f"prognet {backbone} seed {seed}"))
+    for model in _pick(models, DETECTOR_MODELS, "model"):
+        for fold in _pick(folds, spec["folds"], "fold"):
+            parameters = {**common, **spec["detector"], **detector_extra, "model": model,
+                          "fold": int(fold)}
+            batch.runs.append(Run("detector", out / "detector" / model / f"fold-{fold}",
+                                  parameters, f"detector {model} fold {fold}"))
+    return batch
+
+
+def prepare_features(batch: Batch, progress: bool = True) -> None:
+    """Extract (and cache) every feature the runs need, once, before they start."""
+    from cxrlib import detector, prognet
+
+    done: set = set()
+    for run in batch.runs:
+        if runs.is_finished(run.out_dir):
+            continue
+        merged = {**runs.notebook_defaults(run.notebook), **run.parameters}
+        kwargs = {k: v for k, v in merged.items() if k not in runs.PATH_PARAMETERS}
+        if run.notebook == "prognet":
+            config = prognet.Config(**_config_fields(prognet.Config, kwargs)).check()
+            key = ("prognet", config.feature_spec().key())
+            if key not in done:
+                prognet.extract(prognet.cohort(batch.data_dir, config), config, batch.cache_dir,
+                                progress=progress)
+        else:
+            config = detector.Config(**_config_fields(detector.Config, kwargs)).check()
+            key = ("detector", config.feature_spec().key(), config.seed, str(config.n_per_class))
+            if key not in done:
+                table = detector.dataset(batch.data_dir, config)
+                detector.extract(table, config, batch.cache_dir, progress=progress)
+                if config.shortcut_audit:
+                    detector.extract(table, config, batch.cache_dir, region="border",
+                                     progress=progress)
+        done.add(key)
+
+
+def _config_fields(cls, values: dict) -> dict:
+    return {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+
+
+def execute(run: Run) -> Run:
+    """Execute one run (skip it if finished); never raises: the status says what happened."""
+    if runs.is_finished(run.out_dir):
+        run.status = "skipped (finished)"
+        return run
+    start = time.perf_counter()
+    try:
+        runs.run_notebook(run.notebook, run.out_dir, run.parameters)
+        run.status = "ok"
+    except Exception as err:  # noqa: BLE001 - a failing run must not stop the batch
+        run.status = "failed"
+        run.error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"[:300]
+    run.seconds = round(time.perf_counter() - start, 1)
+    return run
+
+
+def run_all(batch: Batch, workers: int = 1, submit: Callable | None = None,
+            progress: bool = True) -> list[Run]:
+    """Execute the runs in parallel threads (each run is its own kernel process), or with
+    ``submit`` (e.g. a Dask client's) when given."""
+    bar = tqdm(total=len(batch.runs), desc=f"runs ({batch.profile})", unit="run",
+               disable=not progress)
+    finished: list[Run] = []
+    if submit is not None:
+        from distributed import as_completed as dask_completed
+
+        futures = [submit(execute, run, pure=False) for run in batch.runs]
+        for future in dask_completed(futures):
+            finished.append(future.result())
+            bar.update(1)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for future in as_completed([pool.submit(execute, run) for run in batch.runs]):
+                finished.append(future.result())
+                bar.update(1)
+    bar.close()
+    order = {id(run): i for i, run in enumerate(batch.runs)}
+    by_label = {run.label: run for run in finished}
+    batch.runs = [by_label.get(run.label, run) for run in sorted(batch.runs, key=lambda r: order[id(r)])]
+    return batch.runs
+
+
+def run_reports(batch: Batch, reports: Iterable[str] = REPORTS) -> list[Run]:
+    """Execute the comparison and qualitative notebooks on the collected runs."""
+    done = []
+    for name in reports:
+        path = batch.out / runs.NOTEBOOKS[name]
+        report = Run(name, batch.out, {"results_dir": str(batch.out),
+                                        "data_dir": str(batch.data_dir),
+                                        "cache_dir": str(batch.cache_dir)}, name)
+        start = time.perf_counter()
+        try:
+            runs.execute_in_place(name, path, report.parameters)
+            report.status = "ok"
+        except Exception as err:  # noqa: BLE001
+            report.status = "failed"
+            report.error = f"{type(err).__name__}: {err}"[:300]
+        report.seconds = round(time.perf_counter() - start, 1)
+        done.append(report)
+    return done
+
+
+def summary_table(all_runs: list[Run]) -> pd.DataFrame:
+    return pd.DataFrame([{"run": r.label, "status": r.status, "seconds": r.seconds,
+                          "folder": str(r.out_dir), "error": r.error} for r in all_runs])
+
+
+def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: int | None = None,
+              executor: str = "local", scheduler: str | None = None, reports: bool = True,
+              progress: bool = True, **selection) -> pd.DataFrame:
+    """Plan, prepare features, execute every run, then the reports; return the summary."""
+    batch = plan(profile, data_dir, out, **selection)
+    batch.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    prepare_features(batch, progress=progress)
+    if executor == "dask":
+        from distributed import Client
+
+        if not scheduler:
+            raise ConfigError("--executor dask needs --scheduler ADDRESS")
+        with Client(scheduler) as client:
+            finished = run_all(batch, submit=client.submit, progress=progress)
+    elif executor == "local":
+        finished = run_all(batch, workers or default_workers(), progress=progress)
+    else:
+        raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
+    report_runs = run_reports(batch) if reports else []
+    table = summary_table(finished + report_runs)
+    runs.write_csv(batch.out / "batch_summary.csv", table)
+    runs.write_json(batch.out / "batch.json", {
+        "profile": profile, "data_dir": str(batch.data_dir), "selection": selection,
+        "workers": workers, "executor": executor,
+        "seconds": round(time.perf_counter() - started, 1),
+        "counts": table["status"].value_counts().to_dict(), "environment": runs.environment()})
+    return table
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="sample")
+    """Options of ``cxr batch``."""
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="sample")
+    parser.add_argument("--data-dir", type=Path, default=Path("data/sample"))
+    parser.add_argument("--out", type=Path, help="default: results/<profile>")
+    parser.add_argument("--cache-dir", type=Path, help="default: <out>/.cache/features")
+    parser.add_argument("--backbones", nargs="+", help=f"subset of {', '.join(BACKBONES)}")
+    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--models", nargs="+", help=f"subset of {', '.join(DETECTOR_MODELS)}")
+    parser.add_argument("--folds", nargs="+", type=int)
+    parser.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                        help="a notebook parameter for every run that has it (repeatable)")
+    parser.add_argument("--workers", type=int, help="parallel runs (default: what fits)")
+    parser.add_argument("--executor", choices=["local", "dask"], default="local")
+    parser.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
+    parser.add_argument("--no-reports", action="store_true", help="skip notebooks 04 and 05")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run_batch_from_args(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    """``cxr batch``: run, print the summary, exit 0 only if everything succeeded."""
+    overrides = {name: runs.parse_value(value) for name, value in args.param or []}
+    out = args.out or Path("results") / args.profile
+    table = run_batch(args.profile, args.data_dir, out, workers=args.workers,
+                      executor=args.executor, scheduler=args.scheduler,
+                      reports=not args.no_reports, progress=not args.quiet,
+                      backbones=args.backbones, seeds=args.seeds, models=args.models,
+                      folds=args.folds, overrides=overrides, cache_dir=args.cache_dir)
+    counts = table["status"].value_counts().to_dict()
+    print(f"\n{len(table)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    failed = table[table["status"] == "failed"]
+    for row in failed.itertuples():
+        print(f"FAILED {row.run}: {row.error}\n  notebook with the error: {row.folder}.failed/")
+    print(f"summary: {Path(out) / 'batch_summary.csv'}")
+    return 1 if len(failed) else 0
+
+
+def ensure_runs(results_dir: str | Path, data_dir: str | Path, cache_dir: str | Path | None = None,
+                profile: str = "quick") -> pd.DataFrame | None:
+    """Run ``profile``'s grid into ``results_dir`` (without the reports) if it holds no
+    finished ProgNet or detector runs yet; return the batch summary, or None if nothing ran.
+    Lets the comparison chapters run on their own, e.g. under nbval."""
+    from cxrlib.compare import run_folders
+
+    if run_folders(results_dir, "prognet") and run_folders(results_dir, "detector"):
+        return None
+    log.info("no runs in %s: running the %s grid on %s", results_dir, profile, data_dir)
+    return run_batch(profile, data_dir, results_dir, reports=False, progress=False,
+                     cache_dir=cache_dir)

@@ -142,3 +142,37 @@ def roc_curve_plot(curves: pd.DataFrame, title: str = "ROC") -> plt.Figure:
     ax.set_title(title)
     figure.tight_layout()
     return figure
+
+
+def metric_distributions(runs: pd.DataFrame, metrics: Sequence[str], by: str = "backbone",
+                         hue: str | None = None) -> plt.Figure:
+    """Box plot plus one point per run for each metric (distributions over seeds/folds)."""
+    long = runs.melt(id_vars=[c for c in (by, hue) if c], value_vars=list(metrics),
+                     var_name="metric", value_name="value")
+    long["value"] = long["value"].astype(float)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        subset = long[long["metric"] == metric]
+        sns.boxplot(data=subset, x=by, y="value", hue=hue, ax=ax, color="0.9", showfliers=False)
+        sns.stripplot(data=subset, x=by, y="value", hue=hue, ax=ax, dodge=hue is not None,
+                      alpha=0.7, legend=False)
+        ax.set_title(metric)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=30)
+    figure.tight_layout()
+    return figure
+
+
+def mean_learning_curves(histories: pd.DataFrame, hue: str) -> plt.Figure:
+    """Mean loss and accuracy per epoch with a +/- 1 std band, one line per ``hue``."""
+    long = histories.melt(id_vars=["epoch", hue, "folder"],
+                          value_vars=[c for c in ("loss", "val_loss", "accuracy", "val_accuracy")
+                                      if c in histories],
+                          var_name="curve", value_name="value")
+    long["split"] = np.where(long["curve"].str.startswith("val_"), "test/validation", "train")
+    long["metric"] = long["curve"].str.replace("val_", "", regex=False)
+    grid = sns.relplot(data=long, x="epoch", y="value", hue=hue, style="split", col="metric",
+                       kind="line", errorbar="sd", facet_kws={"sharey": False}, height=3.4,
+                       aspect=1.3)
+    return grid.figure

@@ -95,11 +95,7 @@ def run_notebook(name: str, out_dir: str | Path, parameters: Mapping[str, Any] |
 
     source = notebook_path(name)
     parameters = dict(parameters or {})
-    known = notebook_defaults(name)
-    unknown = sorted(set(parameters) - set(known))
-    if unknown:
-        raise ConfigError(f"{source.name} has no parameter(s) {unknown}; "
-                          f"its parameters are: {', '.join(sorted(known))}")
+    check_parameters(name, parameters)
     out_dir = Path(out_dir).resolve()
     partial = out_dir.with_name(out_dir.name + ".partial")
     failed = out_dir.with_name(out_dir.name + ".failed")
@@ -133,6 +129,38 @@ def _record_final_path(out_dir: Path) -> None:
         payload = json.loads(path.read_text())
         payload.setdefault("paths", {})["out_dir"] = str(out_dir)
         write_json(path, payload)
+
+
+def check_parameters(name: str, parameters: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` for parameter names the notebook does not have."""
+    known = notebook_defaults(name)
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise ConfigError(f"{notebook_path(name).name} has no parameter(s) {unknown}; "
+                          f"its parameters are: {', '.join(sorted(known))}")
+
+
+def execute_in_place(name: str, output: str | Path, parameters: Mapping[str, Any],
+                     progress: bool = False) -> Path:
+    """Execute a report notebook (04, 05) into the file ``output``; the notebook writes its
+    tables and figures itself. On failure the executed notebook is kept beside it as
+    ``<name>.failed.ipynb`` and the error re-raised."""
+    import papermill
+
+    check_parameters(name, parameters)
+    source, output = notebook_path(name), Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.stem + ".partial.ipynb")
+    try:
+        papermill.execute_notebook(str(source), str(partial), parameters=dict(parameters),
+                                   cwd=str(source.parent), progress_bar=progress)
+    except BaseException:
+        if partial.exists():
+            os.replace(partial, output.with_name(output.stem + ".failed.ipynb"))
+        raise
+    os.replace(partial, output)
+    output.with_name(output.stem + ".failed.ipynb").unlink(missing_ok=True)
+    return output
 
 
 def environment() -> dict[str, Any]:

@@ -1,0 +1,225 @@
+"""Gather finished runs into tidy tables: the papers' comparison tables, ours beside theirs.
+
+Reads ``results/<profile>/prognet/<backbone>/seed-<k>/`` and
+``results/<profile>/detector/<model>/fold-<k>/`` (``metrics.json``, ``predictions.csv``,
+``history.csv``); never trains anything. Confidence intervals are 95 % paired bootstrap
+intervals over the pooled test predictions (``metrics.bootstrap_ci``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from cxrlib import paper
+from cxrlib.metrics import binary_metrics, bootstrap_ci, multiclass_metrics
+
+PROGNET_SCORES = ("accuracy", "precision", "recall", "f1", "specificity", "balanced_accuracy",
+                  "roc_auc")
+RATES = ("tp_rate", "fn_rate", "fp_rate", "tn_rate")
+BASELINE_TITLES = {"model": "model", "majority": "baseline: majority class",
+                   "last_image": "baseline: last image + logistic regression",
+                   "mean_features": "baseline: mean of series + logistic regression"}
+CLASSES = ("covid19", "pneumonia", "normal")
+CLASS_TITLES = {"covid19": "COVID-19", "pneumonia": "pneumonia", "normal": "normal"}
+
+
+def run_folders(results_dir: str | Path, experiment: str) -> list[Path]:
+    """Finished run folders of one experiment (those with a ``metrics.json``)."""
+    root = Path(results_dir) / experiment
+    return sorted(p.parent for p in root.glob("*/*/metrics.json")) if root.is_dir() else []
+
+
+def _read(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def prognet_runs(results_dir: str | Path) -> pd.DataFrame:
+    """One row per (run, scorer): backbone, seed, scorer (model or a baseline), metrics."""
+    rows = []
+    for folder in run_folders(results_dir, "prognet"):
+        payload = _read(folder)
+        parameters = payload["parameters"]
+        scorers = {"model": payload["metrics"], **payload.get("baselines", {})}
+        for scorer, values in scorers.items():
+            rows.append({"backbone": parameters["backbone"], "seed": parameters["seed"],
+                         "scorer": scorer, "folder": str(folder),
+                         **{k: values.get(k) for k in PROGNET_SCORES + RATES + ("tp", "fn", "fp", "tn", "n")}})
+    return pd.DataFrame(rows)
+
+
+def read_tables(results_dir: str | Path, experiment: str, name: str) -> pd.DataFrame:
+    """``<name>.csv`` of every finished run, stacked, with the run folder as a column."""
+    parts = [pd.read_csv(folder / f"{name}.csv").assign(folder=str(folder))
+             for folder in run_folders(results_dir, experiment) if (folder / f"{name}.csv").exists()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _ci(metric: Callable, *arrays: np.ndarray, seed: int = 0) -> str:
+    low, high = bootstrap_ci(metric, *arrays, n_resamples=1000, seed=seed)
+    return "n/a" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]"
+
+
+def _binary_scorer(name: str, threshold: float = 0.5) -> Callable:
+    """A fast (NumPy-only) version of one ``binary_metrics`` value, for the bootstrap."""
+    def ratio(num: float, den: float) -> float:
+        return num / den if den else float("nan")
+
+    def score(y: np.ndarray, s: np.ndarray) -> float:
+        y, predicted = np.asarray(y) == 1, np.asarray(s) >= threshold
+        tp, fn = float(np.sum(y & predicted)), float(np.sum(y & ~predicted))
+        fp, tn = float(np.sum(~y & predicted)), float(np.sum(~y & ~predicted))
+        values = {"accuracy": ratio(tp + tn, len(y)), "tp_rate": ratio(tp, tp + fn),
+                  "fn_rate": ratio(fn, tp + fn), "fp_rate": ratio(fp, fp + tn),
+                  "tn_rate": ratio(tn, fp + tn), "specificity": ratio(tn, fp + tn),
+                  "f1": ratio(2 * tp, 2 * tp + fp + fn) if tp + fp + fn else 0.0}
+        return values[name]
+    return score
+
+
+def prognet_table_ii(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """Table II: mean +/- std over seeds, a pooled-prediction 95 % bootstrap CI and the
+    paper's value, per backbone; the baselines in extra rows."""
+    rows = []
+    score_column = {"model": "survival_score", "majority": "score_majority",
+                    "last_image": "score_last_image", "mean_features": "score_mean_features"}
+    for (backbone, scorer), group in runs.groupby(["backbone", "scorer"], sort=False):
+        pooled = predictions[predictions["backbone"] == backbone]
+        row = {"backbone": backbone, "scorer": BASELINE_TITLES.get(scorer, scorer),
+               "runs": len(group)}
+        for name in ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc"):
+            values = group[name].astype(float)
+            row[name] = f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
+            if name in ("accuracy", "f1", "specificity"):
+                row[f"{name} 95% CI"] = _ci(_binary_scorer(name), pooled["label"].to_numpy(),
+                                            pooled[score_column[scorer]].to_numpy())
+        if scorer == "model":
+            reported = paper.PROGNET[backbone]
+            for name in ("accuracy", "precision", "recall", "f1"):
+                row[f"{name} (paper)"] = f"{reported[name][0]:.3f} ± {reported[name][1]:.2f}"
+        rows.append(row)
+    order = {b: i for i, b in enumerate(paper.PROGNET)}
+    table = pd.DataFrame(rows)
+    return table.sort_values(["backbone", "scorer"], key=lambda c: c.map(order) if c.name == "backbone"
+                             else c.map(lambda s: (s != "model", s))).reset_index(drop=True)
+
+
+def prognet_table_i(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """Table I: TP/FN/FP/TN rates of the model per backbone (mean over seeds and from the
+    pooled predictions with a 95 % CI), the paper's rates beside."""
+    rows = []
+    for backbone, group in runs[runs["scorer"] == "model"].groupby("backbone", sort=False):
+        pooled = predictions[predictions["backbone"] == backbone]
+        y, s = pooled["label"].to_numpy(), pooled["survival_score"].to_numpy()
+        totals = binary_metrics(y, s)
+        row = {"backbone": backbone, "runs": len(group), "test patients (pooled)": len(pooled)}
+        for rate in RATES:
+            row[f"{rate} (mean)"] = round(float(group[rate].astype(float).mean()), 3)
+            row[f"{rate} (pooled)"] = round(totals[rate], 3) if totals[rate] == totals[rate] else None
+            row[f"{rate} 95% CI"] = _ci(_binary_scorer(rate), y, s)
+            row[f"{rate} (paper)"] = paper.PROGNET[backbone][rate]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def detector_runs(results_dir: str | Path) -> pd.DataFrame:
+    """One row per (detector run, class) with the per-class metrics, plus overall ones."""
+    rows = []
+    for folder in run_folders(results_dir, "detector"):
+        payload = _read(folder)
+        parameters, values = payload["parameters"], payload["metrics"]
+        for name, per_class in values["per_class"].items():
+            rows.append({"model": parameters["model"], "fold": parameters["fold"],
+                         "class": name, "accuracy": values["accuracy"],
+                         "macro_f1": values["macro_f1"], "folder": str(folder),
+                         **{k: per_class.get(k) for k in ("specificity", "sensitivity", "precision", "f1",
+                                                          "support")}})
+    return pd.DataFrame(rows)
+
+
+def detector_per_class(runs: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Tables 3/4: per model and class, mean +/- std over folds, paper beside."""
+    rows = []
+    for (model, name), group in runs.groupby(["model", "class"], sort=False):
+        row = {"model": model, "class": CLASS_TITLES[name], "folds": len(group)}
+        for metric in ("specificity", "sensitivity", "f1"):
+            values = group[metric].astype(float)
+            row[metric] = f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
+            row[f"{metric} (paper)"] = paper.DETECTOR[model][metric][name]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def detector_overall(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """Overall accuracy per model: mean +/- std over folds, pooled 95 % CI, the paper's."""
+    rows = []
+    for model, group in runs.drop_duplicates(["model", "fold"]).groupby("model", sort=False):
+        pooled = predictions[predictions["model"] == model]
+        y = pooled["label"].to_numpy()
+        proba = pooled[[f"p_{c}" for c in CLASSES]].to_numpy()
+        accuracy = lambda t, p: float((p.argmax(axis=1) == t).mean())  # noqa: E731
+        rows.append({"model": model, "folds": len(group),
+                     "accuracy": f"{group['accuracy'].mean():.3f} ± {group['accuracy'].std(ddof=1) if len(group) > 1 else 0:.3f}",
+                     "accuracy 95% CI (pooled)": _ci(accuracy, y, proba),
+                     "misclassified (pooled)": int((proba.argmax(axis=1) != y).sum()),
+                     "test images (pooled)": len(pooled),
+                     "accuracy (paper)": paper.DETECTOR[model]["accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def detector_confusion(predictions: pd.DataFrame, model: str) -> list[list[int]]:
+    """The confusion matrix summed over folds (rows = true class)."""
+    pooled = predictions[predictions["model"] == model]
+    proba = pooled[[f"p_{c}" for c in CLASSES]].to_numpy()
+    return multiclass_metrics(pooled["label"].to_numpy(), proba, list(CLASSES))["confusion_matrix"]
+
+
+def shortcut_table(results_dir: str | Path) -> pd.DataFrame:
+    """The shortcut audit of every detector run, mean over folds per model."""
+    rows = []
+    for folder in run_folders(results_dir, "detector"):
+        payload = _read(folder)
+        if payload.get("shortcut_audit"):
+            rows.append({"model": payload["parameters"]["model"], **payload["shortcut_audit"]})
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).groupby("model").mean().round(3)
+
+
+def literature_table(overall: pd.DataFrame, weights_note: str) -> pd.DataFrame:
+    """The detector paper's Table 5 with our models' pooled accuracy added."""
+    table = paper.literature_table()
+    ours = [{"study": f"this reproduction ({weights_note})", "model": row.model,
+             "accuracy": float(row.accuracy.split(" ")[0])} for row in overall.itertuples()]
+    return pd.concat([table, pd.DataFrame(ours)], ignore_index=True)
+
+
+def roc_curves(predictions: pd.DataFrame, by: str, score: str, positive_label: int = 1) -> pd.DataFrame:
+    """ROC points of the pooled predictions, one curve per value of ``by``."""
+    parts = []
+    for value, group in predictions.groupby(by, sort=False):
+        y = (group["label"] == positive_label).astype(int)
+        if y.nunique() < 2:
+            continue
+        fpr, tpr, _ = skm.roc_curve(y, group[score])
+        auc = skm.roc_auc_score(y, group[score])
+        parts.append(pd.DataFrame({"fpr": fpr, "tpr": tpr, "label": f"{value} (AUC {auc:.2f})"}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["fpr", "tpr", "label"])
+
+
+def write_table(table: pd.DataFrame, folder: str | Path, name: str) -> None:
+    """Write a table as CSV, Markdown and LaTeX (atomically)."""
+    from cxrlib.runs import write_csv
+
+    folder = Path(folder)
+    write_csv(folder / f"{name}.csv", table)
+    for suffix, text in ((".md", table.to_markdown(index=False)),
+                         (".tex", table.to_latex(index=False, escape=True))):
+        path = folder / f"{name}{suffix}"
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(text + "\n")
+        partial.replace(path)
