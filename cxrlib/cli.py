@@ -168,6 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CxrError as err:
         print(f"cxr: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # a notebook that failed: say where its traceback is
+        if type(err).__name__ != "PapermillExecutionError":
+            raise
+        out = getattr(args, "out", None)
+        where = f" (executed notebook with the traceback: {out}.failed/)" if out else ""
+        print(f"cxr: the notebook failed in cell {err.exec_count}: {err.ename}: {err.evalue}{where}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

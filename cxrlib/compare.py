@@ -8,6 +8,7 @@ intervals over the pooled test predictions (``metrics.bootstrap_ci``).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -220,6 +221,6 @@ def write_table(table: pd.DataFrame, folder: str | Path, name: str) -> None:
     for suffix, text in ((".md", table.to_markdown(index=False)),
                          (".tex", table.to_latex(index=False, escape=True))):
         path = folder / f"{name}{suffix}"
-        partial = path.with_name(f".{path.name}.partial")
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         partial.write_text(text + "\n")
         partial.replace(path)

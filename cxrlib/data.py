@@ -359,3 +359,20 @@ def _counts(values: pd.Series) -> dict[str, int]:
     """Value counts as a plain dict, missing values under ``"<missing>"``."""
     counts = values.fillna("<missing>").value_counts()
     return {str(k): int(v) for k, v in counts.items()}
+
+
+def drop_undecodable(table: pd.DataFrame, what: str = "image") -> pd.DataFrame:
+    """Rows whose file decodes; the others are logged with a count and left out.
+
+    The tables' cheap checks (``exists``, ``problem``) do not open the files; this one
+    decodes each, so run it on the rows an experiment will actually use.
+    """
+    from cxrlib.images import image_problem
+
+    problems = table["path"].map(image_problem)
+    bad = problems.notna()
+    if bad.any():
+        log.warning("left out %d %s file(s) that do not decode: %s", int(bad.sum()), what,
+                    "; ".join(f"{p}: {r}" for p, r in zip(table.loc[bad, "path"][:5],
+                                                          problems[bad][:5])))
+    return table[~bad]

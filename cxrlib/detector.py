@@ -140,7 +140,7 @@ def dataset(data_dir: str | Path, config: Config) -> pd.DataFrame:
             raise DataError(f"too few {CLASS_TITLES[name]} images: {len(images)} available, "
                             f"n_per_class asks for {count}")
         drawn = images if count == "all" else images.sample(n=count, random_state=config.seed)
-        parts.append(drawn.sort_values("path"))
+        parts.append(data.drop_undecodable(drawn, CLASS_TITLES[name]).sort_values("path"))
     table = pd.concat(parts, ignore_index=True)
     table["label"] = table["class"].map({c: i for i, c in enumerate(CLASSES)})
     return table
@@ -257,7 +257,7 @@ def class_counts(table: pd.DataFrame, train: np.ndarray, test: np.ndarray) -> di
 
 def source_classifier(table: pd.DataFrame, seed: int = 0, size: int = 32,
                       n_splits: int = 5) -> dict:
-    """How well a plain logistic regression on tiny gray thumbnails tells Cohen images
+    """How well a plain logistic regression on tiny gray thumbnails (``size`` px) tells Cohen images
     from pediatric ones (out-of-fold, grouped by patient) - no deep learning involved.
     Also reports the same on file-level facts alone (width, height, aspect ratio)."""
     from cxrlib.images import read_sizes
@@ -268,11 +268,12 @@ def source_classifier(table: pd.DataFrame, seed: int = 0, size: int = 32,
     facts = np.column_stack([sizes["width"], sizes["height"], sizes["width"] / sizes["height"]])
     folds = splits.kfold_splits(y, table["patient_id"].to_numpy(), n_splits=n_splits, seed=seed)
     result = {}
-    for name, x in (("thumbnail_32px", thumbnails), ("file_size_only", facts.astype(float))):
+    for name, x in (("thumbnail", thumbnails), ("file_size_only", facts.astype(float))):
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed))
         predicted = cross_val_predict(model, x, y, cv=folds)
         result[name] = float((predicted == y).mean())
     result["majority_rate"] = float(max(y.mean(), 1 - y.mean()))
+    result["thumbnail_size"] = size
     return result
 
 
@@ -304,7 +305,7 @@ def shortcut_audit(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, con
         "full_image": full_accuracy,
         "lungs_blanked": float((blanked["predicted"] == blanked["class"]).mean()),
         "chance_three_classes": float(test_classes.value_counts(normalize=True).max()),
-        "source_thumbnail": sources["thumbnail_32px"],
+        "source_thumbnail": sources["thumbnail"],
         "source_file_size": sources["file_size_only"],
         "source_majority": sources["majority_rate"],
     }

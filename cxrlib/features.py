@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from cxrlib.errors import ConfigError, ImageError
+from cxrlib.errors import ConfigError, DataError, ImageError
 from cxrlib.images import blank_center, load_image, scale_pixels
 
 log = logging.getLogger(__name__)
@@ -101,12 +101,14 @@ class FeatureCache:
             _atomic_write_bytes(spec_file, json.dumps(
                 {**asdict(spec), "weights_id": spec.weights_id()}, indent=2).encode())
 
-    def path(self, content: str, view: int = 0) -> Path:
-        return self.folder / content[:2] / f"{content}-v{view}.npy"
+    def path(self, content: str, view: int = 0, aug_seed: int = 0) -> Path:
+        """Plain images are ``<content>-v0.npy``; augmented views also name their seed."""
+        name = f"{content}-v0" if view == 0 else f"{content}-v{view}-s{aug_seed}"
+        return self.folder / content[:2] / f"{name}.npy"
 
-    def get(self, content: str, view: int = 0) -> np.ndarray | None:
+    def get(self, content: str, view: int = 0, aug_seed: int = 0) -> np.ndarray | None:
         """The cached array, or None when absent or unreadable (a corrupt file is removed)."""
-        path = self.path(content, view)
+        path = self.path(content, view, aug_seed)
         if not path.exists():
             return None
         try:
@@ -116,8 +118,8 @@ class FeatureCache:
             path.unlink(missing_ok=True)
             return None
 
-    def put(self, content: str, view: int, array: np.ndarray) -> None:
-        path = self.path(content, view)
+    def put(self, content: str, view: int, array: np.ndarray, aug_seed: int = 0) -> None:
+        path = self.path(content, view, aug_seed)
         path.parent.mkdir(exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         with open(partial, "wb") as handle:
@@ -194,7 +196,7 @@ def extract_features(
                    "problem": None}
             if content is None:
                 row.update(status="skipped", problem="file not found or unreadable")
-            elif (array := cache.get(content, view)) is not None:
+            elif (array := cache.get(content, view, aug_seed)) is not None:
                 found[(path, view)] = array
             else:
                 row["status"] = "computed"
@@ -245,15 +247,18 @@ def _compute(todo: list[dict], spec: FeatureSpec, scale: str, cache: FeatureCach
                 stacked = np.stack([image for _, image in good])
                 outputs = np.asarray(model.predict_on_batch(stacked), dtype=np.float32)
                 for (row, _), output in zip(good, outputs):
-                    cache.put(row["content"], row["view"], output)
+                    cache.put(row["content"], row["view"], output, aug_seed)
                     found[(row["path"], row["view"])] = output
             bar.update(len(batch))
     bar.close()
 
 
 def stack(found: dict[tuple[str, int], np.ndarray], paths: Sequence[str], view: int = 0) -> np.ndarray:
-    """Features of ``paths`` (one view) as one array, in order; all must be present."""
+    """Features of ``paths`` (one view) as one array, in order; all must be present
+    (a ``DataError`` names the first missing one: typically a file that did not decode)."""
     missing = [p for p in paths if (str(p), view) not in found]
     if missing:
-        raise KeyError(f"no features for {len(missing)} path(s), e.g. {missing[0]}")
+        raise DataError(f"no features for {len(missing)} image(s), e.g. {missing[0]}: the "
+                        "file could not be read (see the extraction log); leave it out of "
+                        "the table first (data.drop_undecodable)")
     return np.stack([found[(str(p), view)] for p in paths])

@@ -104,6 +104,9 @@ def cohort(data_dir: str | Path, config: Config) -> pd.DataFrame:
     frontal = data.load_cohen(data_dir)
     if config.findings != "all":
         frontal = frontal[frontal["finding"] == config.findings]
+    labelled = frontal[frontal["survival"].notna() & frontal["exists"]]
+    readable = data.drop_undecodable(labelled, "labelled frontal X-ray")
+    frontal = frontal[~frontal.index.isin(labelled.index.difference(readable.index))]
     sequences = data.build_sequences(frontal, min_images=config.seq_len or 1)
     if sequences.empty:
         raise DataError(f"{data_dir}: no patient has {config.seq_len or 1}+ readable frontal "

@@ -79,7 +79,12 @@ def parse_value(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError:
+        pass
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
         return text
+    return value if isinstance(value, (int, float, list, dict, tuple)) else text
 
 
 def run_notebook(name: str, out_dir: str | Path, parameters: Mapping[str, Any] | None = None,
@@ -184,10 +189,10 @@ def to_jsonable(value: Any) -> Any:
         return [to_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return to_jsonable(value.tolist())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
     if isinstance(value, Path):
         return str(value)
     if value is pd.NA:
@@ -199,7 +204,7 @@ def write_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
     """Write JSON atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n")
     os.replace(partial, path)
     return path
@@ -209,7 +214,7 @@ def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
     """Write a table as CSV atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     table.to_csv(partial, index=False)
     os.replace(partial, path)
     return path

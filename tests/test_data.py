@@ -137,3 +137,15 @@ def test_summary_agrees_with_pandas_on_the_real_metadata() -> None:
     images = SHARED_DATA / data.COHEN_DIR
     missing = sum(not (images / f / n).is_file() for f, n in zip(raw["folder"], raw["filename"]))
     assert summary["listed_but_missing"] == missing
+
+
+def test_drop_undecodable_logs_and_counts(tiny_data: Path, caplog) -> None:
+    frontal = data.load_cohen(tiny_data)
+    usable = frontal[frontal["exists"]].copy()
+    broken = tiny_data / "covid-chestxray-dataset" / "images" / "p1b.png"
+    broken.write_bytes(broken.read_bytes()[:40])  # truncated PNG: exists, not empty
+    with caplog.at_level(logging.WARNING, logger="cxrlib.data"):
+        kept = data.drop_undecodable(usable, "frontal X-ray")
+    assert len(kept) == len(usable) - 1 and str(broken) not in set(kept["path"])
+    assert "left out 1 frontal X-ray file(s) that do not decode" in caplog.text
+    assert "p1b.png" in caplog.text

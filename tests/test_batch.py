@@ -1,0 +1,136 @@
+"""cxr batch: planning, resuming after a kill, failing runs, and the Dask executor."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cxrlib import batch, runs
+from cxrlib.errors import ConfigError
+
+# A tiny grid: two ProgNet seeds and one detector fold, small images, few epochs.
+TINY = {"epochs": 3, "image_size": 32}
+TINY_DETECTOR = {"n_per_class": 10, "shortcut_audit": False, "augment_copies": 0}
+
+
+def _tiny_plan(sample_dir: Path, out: Path, cache: Path) -> batch.Batch:
+    plan = batch.plan("sample", sample_dir, out, backbones=["alexnet"], seeds=[0, 1],
+                      models=["cnn"], folds=[0], overrides=TINY, cache_dir=cache)
+    for run in plan.runs:
+        if run.notebook == "detector":
+            run.parameters.update(TINY_DETECTOR)
+    return plan
+
+
+def _results(out: Path) -> dict:
+    """metrics.json of every run, without what legitimately differs (time, paths)."""
+    found = {}
+    for path in sorted(out.glob("*/*/*/metrics.json")):
+        payload = json.loads(path.read_text())
+        for key in ("timings_s", "paths", "environment", "features"):
+            payload.pop(key, None)
+        found[str(path.relative_to(out))] = payload
+    return found
+
+
+def test_plan_layout_and_selection(tmp_path: Path) -> None:
+    plan = batch.plan("sample", tmp_path, tmp_path / "out")
+    assert len(plan.runs) == 4 * 10 + 2 * 5
+    folders = {str(r.out_dir.relative_to(tmp_path / "out")) for r in plan.runs}
+    assert "prognet/resnet50/seed-9" in folders and "detector/cnn_lstm/fold-4" in folders
+    small = batch.plan("paper", tmp_path, tmp_path / "out", backbones=["vgg16"], seeds=[3],
+                       models=["cnn"], folds=[1], overrides={"weights": None, "epochs": 2})
+    prognet_run, detector_run = small.runs
+    assert prognet_run.parameters["image_size"] == 224 and prognet_run.parameters["weights"] is None
+    assert detector_run.parameters["epochs"] == 2 and detector_run.parameters["fold"] == 1
+
+
+def test_plan_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown profile"):
+        batch.plan("nope", tmp_path, tmp_path)
+    with pytest.raises(ConfigError, match="unknown backbone"):
+        batch.plan("sample", tmp_path, tmp_path, backbones=["resnet18"])
+    with pytest.raises(ConfigError, match="no notebook has parameter"):
+        batch.plan("sample", tmp_path, tmp_path, overrides={"learning_rat": 1})
+
+
+def test_backbone_names_agree_with_models() -> None:
+    from cxrlib import models
+
+    assert batch.BACKBONES == models.BACKBONES
+    assert batch.DETECTOR_MODELS == models.DETECTOR_MODELS
+
+
+@pytest.mark.slow
+def test_failing_run_is_reported_and_the_others_complete(sample_dir: Path, tmp_path: Path) -> None:
+    plan = _tiny_plan(sample_dir, tmp_path / "out", tmp_path / "cache")
+    plan.runs[1].parameters["seq_len"] = 50  # no patient has 50 images: the notebook fails
+    finished = batch.run_all(plan, workers=2, progress=False)
+    status = {run.label: run.status for run in finished}
+    assert status == {"prognet alexnet seed 0": "ok", "prognet alexnet seed 1": "failed",
+                      "detector cnn fold 0": "ok"}
+    failed = plan.runs[1]
+    assert "DataError" in failed.error or "PapermillExecutionError" in failed.error
+    assert (failed.out_dir.with_name("seed-1.failed") / "02_prognet.ipynb").is_file()
+    assert not failed.out_dir.exists()
+    assert runs.is_finished(plan.runs[0].out_dir) and runs.is_finished(plan.runs[2].out_dir)
+    # started again, the finished runs are skipped and the failed one is tried again
+    again = batch.run_all(plan, workers=1, progress=False)
+    assert [r.status for r in again] == ["skipped (finished)", "failed", "skipped (finished)"]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cxrlib.cli", "batch", *args]
+
+
+@pytest.mark.slow
+def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: Path) -> None:
+    common = ["--profile", "sample", "--data-dir", str(sample_dir), "--backbones", "alexnet",
+              "--seeds", "0", "1", "--models", "cnn", "--folds", "0", "--workers", "1",
+              "--no-reports", "--quiet", "--cache-dir", str(tmp_path / "cache")]
+    for name, value in {**TINY, **TINY_DETECTOR}.items():
+        common += ["-p", name, json.dumps(value)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    whole = tmp_path / "whole"
+    subprocess.run(_cli(*common, "--out", str(whole)), check=True, env=env,
+                   capture_output=True, timeout=600)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_cli(*common, "--out", str(killed)), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not runs.is_finished(killed / "prognet/alexnet/seed-0"):
+        time.sleep(0.5)
+    time.sleep(2)  # let the next run get under way, then kill the whole process group
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert runs.is_finished(killed / "prognet/alexnet/seed-0")
+    unfinished = [p for p in killed.glob("*/*/*") if p.is_dir() and not runs.is_finished(p)]
+    assert all(p.name.endswith(".partial") for p in unfinished)  # nothing half-done looks finished
+
+    result = subprocess.run(_cli(*common, "--out", str(killed)), env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "skipped (finished)" in result.stdout
+    assert _results(killed) == _results(whole)
+    assert len(_results(whole)) == 3
+
+
+@pytest.mark.slow
+def test_dask_executor_on_a_local_cluster(sample_dir: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        plan = _tiny_plan(sample_dir, tmp_path / "out", tmp_path / "cache")
+        batch.prepare_features(plan, progress=False)
+        with distributed.Client(cluster.scheduler_address) as client:
+            finished = batch.run_all(plan, submit=client.submit, progress=False)
+    assert [r.status for r in finished] == ["ok", "ok", "ok"]
+    assert all(runs.is_finished(r.out_dir) for r in finished)

@@ -1,0 +1,223 @@
+"""CNN-LSTM detector experiment: parameter checks, the three-class dataset, grouped folds,
+the head's shape, training on the sample data, evaluation without augmentation and the
+source classifier of the shortcut audit.
+
+Slow tests train on VGG16 (random init) maps of 64 px images (2x2x512), 30 images per
+class, one augmented copy, 30 epochs, learning rate 1e-3. At the default 1e-4 these 150
+optimizer steps leave both heads near chance (measured: 0.44 / 0.56 on fold 0).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from cxrlib import detector, features, models, training
+from cxrlib.detector import CLASSES, Config
+from cxrlib.errors import ConfigError, CxrError, DataError
+
+SMALL = dict(weights=None, image_size=64, epochs=30, n_per_class=30, augment_copies=1,
+             learning_rate=1e-3)
+
+
+@pytest.fixture(scope="module")
+def table(sample_dir: Path) -> pd.DataFrame:
+    return detector.dataset(sample_dir, Config(**SMALL).check())
+
+
+@pytest.fixture(scope="module")
+def found(table, tmp_path_factory) -> dict:
+    _, found = detector.extract(table, Config(**SMALL).check(),
+                                tmp_path_factory.mktemp("detector-cache"), progress=False)
+    return found
+
+
+@pytest.fixture(scope="module")
+def trained(table, found) -> dict:
+    """{model kind: (config, train, test, predictions, history, model)}, fold 0, lazily."""
+    runs: dict = {}
+
+    def run(kind: str):
+        if kind not in runs:
+            config = Config(**SMALL, model=kind).check()
+            train, test = detector.make_split(table, config)
+            runs[kind] = (config, train, test,
+                          *detector.train_and_predict(table, train, test, found, config))
+        return runs[kind]
+    return run
+
+
+# --------------------------------------------------------------------------- Config.check
+@pytest.mark.parametrize("changes, words", [
+    (dict(model="resnet_lstm"), "resnet_lstm"),
+    (dict(fold=5, n_folds=5), "fold=5"),
+    (dict(fold=-1), "fold=-1"),
+    (dict(fold=1, protocol="holdout"), "fold=1"),
+    (dict(fold="0"), "fold"),
+    (dict(n_folds=1), "n_folds"),
+    (dict(n_per_class="many"), "n_per_class"),
+    (dict(n_per_class=0), "n_per_class"),
+    (dict(n_per_class={"covid19": 10, "normal": 10}), "n_per_class"),
+    (dict(n_per_class={"covid19": 10, "pneumonia": -1, "normal": 10}), "n_per_class"),
+    (dict(n_per_class=[10, 10, 10]), "n_per_class"),
+    (dict(protocol="loso"), "protocol"),
+    (dict(weights="/no/such.weights.h5"), "weights"),
+    (dict(image_size=16), "image_size"),
+    (dict(augment_copies=-1), "augment_copies"),
+])
+def test_check_rejects_bad_parameters_naming_them(changes, words):
+    with pytest.raises(ConfigError, match=words):
+        Config(**{"weights": None, **changes}).check()
+
+
+def test_check_accepts_good_parameters():
+    assert Config().check().n_per_class == detector.PAPER_COUNTS
+    assert Config(fold=4, n_folds=5).check().fold == 4
+    assert Config(protocol="holdout", fold=0).check().protocol == "holdout"
+    counts = Config(n_per_class=12).check().n_per_class
+    assert counts == {c: 12 for c in CLASSES}
+    assert Config(n_per_class="all").check().n_per_class == {c: "all" for c in CLASSES}
+
+
+# --------------------------------------------------------------------------- dataset
+def test_dataset_draws_n_per_class(table, sample_dir):
+    assert table["class"].value_counts().to_dict() == {c: 30 for c in CLASSES}
+    assert table["path"].is_unique
+    assert (table["label"] == table["class"].map({c: i for i, c in enumerate(CLASSES)})).all()
+    assert set(table.loc[table["class"] == "covid19", "source"]) == {"cohen"}
+    assert set(table.loc[table["class"] != "covid19", "source"]) == {"pediatric"}
+    assert all(Path(p).is_file() for p in table["path"])
+    again = detector.dataset(sample_dir, Config(**SMALL))
+    pd.testing.assert_frame_equal(again, table)
+    other_seed = detector.dataset(sample_dir, Config(**{**SMALL, "seed": 1}))
+    assert set(other_seed["path"]) != set(table["path"])
+
+
+def test_dataset_all_takes_every_available_image(sample_dir):
+    pool = detector.available(sample_dir)
+    counts = {"covid19": 7, "pneumonia": "all", "normal": "all"}
+    table = detector.dataset(sample_dir, Config(weights=None, n_per_class=counts))
+    got = table["class"].value_counts()
+    assert got["covid19"] == 7
+    assert got["pneumonia"] == (pool["class"] == "pneumonia").sum()
+    assert got["normal"] == (pool["class"] == "normal").sum()
+    assert set(table.loc[table["class"] == "normal", "path"]) == set(
+        pool.loc[pool["class"] == "normal", "path"])
+
+
+@pytest.mark.parametrize("short, title", [("pneumonia", "pneumonia"), ("normal", "normal"),
+                                          ("covid19", "COVID-19")])
+def test_dataset_asking_for_too_many_names_the_class(sample_dir, short, title):
+    pool = detector.available(sample_dir)
+    counts = {c: 5 for c in CLASSES}
+    counts[short] = int((pool["class"] == short).sum()) + 1
+    with pytest.raises(DataError, match=f"too few {title} images"):
+        detector.dataset(sample_dir, Config(weights=None, n_per_class=counts))
+
+
+def test_dataset_without_the_pediatric_set_is_a_data_error(tiny_data):
+    shutil.rmtree(tiny_data / "chest-xray-pneumonia")
+    with pytest.raises(DataError, match="pediatric"):
+        detector.dataset(tiny_data, Config(weights=None, n_per_class=1))
+
+
+# --------------------------------------------------------------------------- splits
+def test_folds_are_grouped_by_patient_and_test_each_image_once(table):
+    tested = []
+    for fold in range(5):
+        config = Config(**SMALL, fold=fold).check()
+        train, test = detector.make_split(table, config)
+        assert not set(table["patient_id"].iloc[train]) & set(table["patient_id"].iloc[test])
+        assert len(train) + len(test) == len(table)
+        counts = detector.class_counts(table, train, test)
+        for name in CLASSES:
+            assert counts["train"][name] + counts["test"][name] == 30
+            assert counts["test"][name] == (table["class"].iloc[test] == name).sum()
+            assert counts["test"][name] > 0  # stratified
+        tested.append(test)
+    assert sorted(np.concatenate(tested)) == list(range(len(table)))
+
+
+def test_holdout_split_is_grouped(table):
+    train, test = detector.make_split(table, Config(**SMALL, protocol="holdout").check())
+    assert not set(table["patient_id"].iloc[train]) & set(table["patient_id"].iloc[test])
+    assert 0.08 < len(test) / len(table) < 0.25
+
+
+# --------------------------------------------------------------------------- model shape
+def test_lstm_reads_a_224px_map_as_49_steps_of_512():
+    head = models.build_detector_head("cnn_lstm", (7, 7, 512))
+    assert tuple(head.get_layer("lstm").input.shape) == (None, 49, 512)
+    assert head.output_shape == (None, 3)
+    small = models.build_detector_head("cnn_lstm", (2, 2, 512))  # 64 px images
+    assert tuple(small.get_layer("lstm").input.shape) == (None, 4, 512)
+    flat = models.build_detector_head("cnn", (7, 7, 512))
+    assert tuple(flat.get_layer("flatten").output.shape) == (None, 49 * 512)
+
+
+# --------------------------------------------------------------------------- training
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["cnn", "cnn_lstm"])
+def test_both_heads_beat_chance_on_the_sample(trained, table, kind):
+    config, train, test, predictions, history, _ = trained(kind)
+    assert len(predictions) == len(test)
+    assert list(predictions["path"]) == list(table["path"].iloc[test])
+    proba = predictions[[f"p_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    assert (predictions["predicted"] == [CLASSES[i] for i in proba.argmax(axis=1)]).all()
+    assert (predictions["model"] == kind).all() and (predictions["fold"] == 0).all()
+    assert len(history) == config.epochs and {"loss", "val_loss"} <= set(history.columns)
+    accuracy = detector.evaluate(predictions)["accuracy"]
+    assert accuracy >= 0.6, accuracy  # chance is 1/3; measured cnn 0.83, cnn_lstm 0.72
+    per_class = detector.per_class_table(detector.evaluate(predictions))
+    assert list(per_class.index) == ["COVID-19", "pneumonia", "normal"]
+
+
+@pytest.mark.slow
+def test_evaluation_uses_the_plain_image_not_augmented_views(trained, table, found):
+    config, _, test, predictions, _, model = trained("cnn_lstm")
+    paths = table["path"].iloc[test].tolist()
+    plain = features.stack(found, paths, view=0)
+    augmented = features.stack(found, paths, view=1)
+    assert not np.allclose(plain, augmented)  # the check below can tell them apart
+    proba = predictions[[f"p_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(proba, training.predict(model, plain), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(proba, training.predict(model, augmented), rtol=1e-5, atol=1e-6)
+
+
+def test_an_undecodable_image_in_the_dataset_is_not_a_crash(table, tmp_path):
+    small = pd.concat([table[table["class"] == c].head(10) for c in CLASSES],
+                      ignore_index=True)
+    with Image.open(small.loc[0, "path"]) as image:
+        image.convert("L").resize((200, 200)).save(tmp_path / "whole.png")
+    whole = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(whole[: len(whole) // 3])
+    small.loc[0, "path"] = str(tmp_path / "truncated.png")
+    config = Config(weights=None, image_size=32, epochs=1, n_per_class=10,
+                    augment_copies=0).check()
+    train, test = detector.make_split(small, config)
+    _, found = detector.extract(small, config, tmp_path / "cache", progress=False)
+    try:
+        predictions, _, _ = detector.train_and_predict(small, train, test, found, config)
+    except CxrError as err:  # a clear error naming the file is fine too
+        assert "truncated.png" in str(err)
+    else:
+        assert len(predictions) > 0
+
+
+# --------------------------------------------------------------------------- shortcut audit
+def test_source_classifier_reports_rates(table):
+    result = detector.source_classifier(table, seed=0)
+    assert set(result) == {"thumbnail", "file_size_only", "majority_rate", "thumbnail_size"}
+    for name in ("thumbnail", "file_size_only"):
+        assert 0.0 <= result[name] <= 1.0
+    share = (table["source"] == "cohen").mean()
+    assert result["majority_rate"] == pytest.approx(max(share, 1 - share))
+    assert result["majority_rate"] == pytest.approx(2 / 3)
+    # the sample's adults and children differ in framing: the thumbnail sees it
+    assert result["thumbnail"] > result["majority_rate"]

@@ -1,0 +1,180 @@
+"""Run machinery: command-line values, atomic JSON, notebook runs and the ``cxr`` command.
+
+The notebook runs execute ``notebooks/01_data_exploration.ipynb`` through the installed
+``cxr`` entry point in a subprocess (about 10 s for a run); they are marked slow.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrlib import runs
+from cxrlib.errors import ConfigError
+
+CXR = Path(sys.executable).with_name("cxr")
+NOTEBOOK = "01_data_exploration.ipynb"
+
+
+def cxr(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [str(CXR)] if CXR.is_file() else [sys.executable, "-m", "cxrlib.cli"]
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def _metadata_rows(data_dir: Path) -> int:
+    with open(data_dir / "covid-chestxray-dataset" / "metadata.csv", newline="") as handle:
+        return sum(1 for _ in csv.DictReader(handle))
+
+
+def _error_outputs(notebook: Path) -> list[dict]:
+    cells = json.loads(notebook.read_text())["cells"]
+    return [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])
+            if o.get("output_type") == "error"]
+
+
+# --------------------------------------------------------------------------- parse_value
+@pytest.mark.parametrize("text, expected", [
+    ("3", 3), ("-2", -2), ("0.25", 0.25), ("1e-4", 1e-4),
+    ("true", True), ("False", False), (" TRUE ", True),
+    ("none", None), ("None", None), ("null", None),
+    ("[1, 2, 3]", [1, 2, 3]), ('["first", "last"]', ["first", "last"]),
+    ('{"covid19": 10, "normal": "all"}', {"covid19": 10, "normal": "all"}),
+    ("resnet50", "resnet50"), ("../data/sample", "../data/sample"),
+    ("imagenet", "imagenet"), ("my weights.h5", "my weights.h5"),
+])
+def test_parse_value(text, expected):
+    value = runs.parse_value(text)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize("text, expected", [(".5", 0.5), ("5.", 5.0), ("+3", 3)])
+def test_parse_value_reads_every_plain_number(text, expected):
+    assert runs.parse_value(text) == expected
+
+
+# --------------------------------------------------------------------------- write_json
+def test_write_json_converts_numpy_and_nan(tmp_path):
+    payload = {
+        "int": np.int64(3), "float32": np.float32(0.5), "float64": np.float64(0.25),
+        "nan": float("nan"), "np_nan": np.float64("nan"), "array": np.array([1, 2]),
+        "nested": {"values": [np.float32(1.5), np.nan], 7: (np.int32(1), "x")},
+        "path": Path("a/b"), "na": pd.NA, "flag": True, "none": None,
+    }
+    path = runs.write_json(tmp_path / "out" / "metrics.json", payload)
+    text = path.read_text()
+    assert "NaN" not in text  # strict JSON
+    assert json.loads(text) == {
+        "int": 3, "float32": 0.5, "float64": 0.25, "nan": None, "np_nan": None,
+        "array": [1, 2], "nested": {"values": [1.5, None], "7": [1, "x"]},
+        "path": "a/b", "na": None, "flag": True, "none": None,
+    }
+    assert os.listdir(path.parent) == ["metrics.json"]  # no temporary file left
+
+
+def test_write_json_converts_numpy_booleans(tmp_path):
+    path = runs.write_json(tmp_path / "m.json", {"ok": np.bool_(True), "n": np.array([True])})
+    assert json.loads(path.read_text()) == {"ok": True, "n": [True]}
+
+
+def test_write_json_never_leaves_a_half_written_file(tmp_path, monkeypatch):
+    path = runs.write_json(tmp_path / "metrics.json", {"version": 1})
+    with pytest.raises(TypeError):  # not serialisable: nothing written
+        runs.write_json(path, {"version": 2, "bad": object()})
+    assert json.loads(path.read_text()) == {"version": 1}
+
+    def write_half_then_fail(self, data, *args, **kwargs):
+        with open(self, "w") as handle:
+            handle.write(data[: len(data) // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", write_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        runs.write_json(path, {"version": 3, "padding": "x" * 1000})
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"version": 1}  # old content intact
+    runs.write_json(path, {"version": 4})
+    assert json.loads(path.read_text()) == {"version": 4}
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["metrics.json"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_write_csv_is_atomic_and_readable(tmp_path):
+    table = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    path = runs.write_csv(tmp_path / "t" / "predictions.csv", table)
+    pd.testing.assert_frame_equal(pd.read_csv(path), table)
+    assert os.listdir(path.parent) == ["predictions.csv"]
+
+
+# --------------------------------------------------------------------------- run_notebook
+def test_notebook_defaults_and_unknown_names():
+    defaults = runs.notebook_defaults("explore")
+    assert {"data_dir", "out_dir", "min_images", "seed"} <= set(defaults)
+    assert defaults["min_images"] == 3 and defaults["out_dir"] is None
+    with pytest.raises(ConfigError, match="no_such_notebook"):
+        runs.notebook_path("no_such_notebook")
+
+
+def test_unknown_parameter_is_a_config_error_before_running(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="min_imgs") as info:
+        runs.run_notebook("explore", out, {"min_imgs": 2, "seed": 1})
+    assert "min_images" in str(info.value)  # lists the real parameters
+    assert list(tmp_path.iterdir()) == []  # no run, .partial or .failed folder
+
+
+@pytest.mark.slow
+def test_cxr_run_explore_writes_the_run_folder(sample_dir, tmp_path):
+    out = tmp_path / "explore"
+    result = cxr("run", "explore", "--data-dir", sample_dir, "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    executed = out / NOTEBOOK
+    assert executed.is_file() and str(executed.resolve()) in result.stdout
+    assert _error_outputs(executed) == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cohen"]["rows"] == _metadata_rows(sample_dir)
+    assert summary["pneumonia"]["images"] > 0
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert {"findings.png", "views.png", "classes.png", "timeline.png"} <= set(figures)
+    assert all((out / "figures" / name).stat().st_size > 1000 for name in figures)
+    assert (out / "sequences.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["explore"]  # no .partial left
+
+
+@pytest.mark.slow
+def test_failed_run_is_kept_aside(tmp_path):
+    out = tmp_path / "explore"
+    result = cxr("run", "explore", "-p", "data_dir", "/nonexistent", "--out", out, "--quiet")
+    assert result.returncode != 0
+    failed = tmp_path / "explore.failed"
+    assert (failed / NOTEBOOK).is_file()
+    assert _error_outputs(failed / NOTEBOOK)  # the traceback is in the notebook
+    assert not out.exists()
+    assert not (tmp_path / "explore.partial").exists()
+
+
+# --------------------------------------------------------------------------- cxr data summary
+def test_cxr_data_summary_json(sample_dir):
+    result = cxr("data", "summary", "--data-dir", sample_dir, "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["cohen"]["rows"] == _metadata_rows(sample_dir)
+    assert summary["cohen"]["schema"] == "2020"
+    assert summary["pneumonia"]["images"] > 0
+    assert summary["data_dir"] == str(sample_dir)
+
+
+def test_cxr_data_summary_on_an_empty_folder(tmp_path):
+    result = cxr("data", "summary", "--data-dir", tmp_path, "--json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "cxr: error" in result.stderr and str(tmp_path) in result.stderr
+    assert "Traceback" not in result.stderr
