@@ -109,6 +109,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return run_batch_from_args(args)
 
 
+def cmd_readme(args: argparse.Namespace) -> int:
+    from cxrlib.compare import replace_between, results_markdown
+
+    results = {}
+    for item in args.results:
+        title, _, folder = item.partition("=")
+        if not folder:
+            raise CxrError(f"--results takes TITLE=FOLDER, not {item!r}")
+        results[title] = folder
+    text = results_markdown(results)
+    if not replace_between(args.readme, "results", text):
+        raise CxrError(f"{args.readme} has no <!-- results:start --> / <!-- results:end --> markers")
+    print(f"updated the Results section of {args.readme}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cxr", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -149,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="any notebook parameter (repeatable)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
+
+    readme = commands.add_parser("readme", help="write batch results into README.md")
+    readme.add_argument("--results", nargs="+", required=True, metavar="TITLE=FOLDER",
+                        help="e.g. 'Sample data=results/sample'")
+    readme.add_argument("--readme", type=Path, default=Path("README.md"))
+    readme.set_defaults(func=cmd_readme)
 
     batch = commands.add_parser("batch", help="every backbone x seed and model x fold")
     from cxrlib.batch import add_batch_arguments

@@ -224,3 +224,56 @@ def write_table(table: pd.DataFrame, folder: str | Path, name: str) -> None:
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         partial.write_text(text + "\n")
         partial.replace(path)
+
+
+def results_markdown(results: dict[str, str | Path]) -> str:
+    """The README's Results section, built from batch outputs (``{title: results_dir}``):
+    ProgNet's Table II (model and baselines), the detector's overall accuracy, the shortcut
+    audit, and how long the batch took on which machine."""
+    lines = []
+    for title, folder in results.items():
+        folder = Path(folder)
+        tables, info_path = folder / "tables", folder / "batch.json"
+        if not (tables / "prognet_table_ii.csv").exists():
+            lines += [f"### {title}", "", f"_No tables in `{folder}` yet._", ""]
+            continue
+        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        environment = info.get("environment", {})
+        runs_done = sum(v for k, v in info.get("counts", {}).items() if k in ("ok", "skipped (finished)"))
+        minutes = info.get("seconds", 0) / 60
+        overrides = info.get("selection", {}).get("overrides") or {}
+        lines += [f"### {title}", "",
+                  f"Profile `{info.get('profile', '?')}` on `{info.get('data_dir', '?')}`"
+                  + (f", overrides {overrides}" if overrides else "")
+                  + f": {runs_done} runs in {minutes:.1f} min with {info.get('workers') or 'default'} "
+                  f"workers on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}), "
+                  f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.", ""]
+        table_ii = pd.read_csv(tables / "prognet_table_ii.csv")
+        keep = [c for c in ("backbone", "scorer", "runs", "accuracy", "accuracy 95% CI", "f1",
+                            "specificity", "roc_auc", "accuracy (paper)") if c in table_ii]
+        lines += ["**ProgNet** (mean ± std over seeds; CI from pooled test patients):", "",
+                  table_ii[keep].fillna("").to_markdown(index=False), ""]
+        overall = tables / "detector_overall.csv"
+        if overall.exists():
+            lines += ["**Detector** (mean ± std over folds):", "",
+                      pd.read_csv(overall).to_markdown(index=False), ""]
+        shortcut = tables / "shortcut_audit.csv"
+        if shortcut.exists() and shortcut.stat().st_size > 1:
+            lines += ["**Shortcut audit** (accuracy; lungs blanked vs full image, and a plain "
+                      "classifier telling the two sources apart):", "",
+                      pd.read_csv(shortcut).to_markdown(index=False), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def replace_between(path: str | Path, marker: str, text: str) -> bool:
+    """Replace the text between ``<!-- marker:start -->`` and ``<!-- marker:end -->``;
+    False (file untouched) when the markers are absent."""
+    path = Path(path)
+    content = path.read_text()
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    if start not in content or end not in content:
+        return False
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{text}{end}{tail}")
+    return True
