@@ -244,6 +244,7 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
     """Plan, prepare features, execute every run, then the reports; return the summary."""
     batch = plan(profile, data_dir, out, **selection)
     batch.out.mkdir(parents=True, exist_ok=True)
+    workers = workers or default_workers()
     started = time.perf_counter()
     prepare_features(batch, progress=progress)
     if executor == "dask":
@@ -254,7 +255,7 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
         with Client(scheduler) as client:
             finished = run_all(batch, submit=client.submit, progress=progress)
     elif executor == "local":
-        finished = run_all(batch, workers or default_workers(), progress=progress)
+        finished = run_all(batch, workers, progress=progress)
     else:
         raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
     report_runs = run_reports(batch) if reports else []

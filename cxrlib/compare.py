@@ -243,9 +243,9 @@ def results_markdown(results: dict[str, str | Path]) -> str:
         minutes = info.get("seconds", 0) / 60
         overrides = info.get("selection", {}).get("overrides") or {}
         lines += [f"### {title}", "",
-                  f"Profile `{info.get('profile', '?')}` on `{info.get('data_dir', '?')}`"
+                  f"Profile `{info.get('profile', '?')}` on `{_shown_path(info.get('data_dir', '?'), folder)}`"
                   + (f", overrides {overrides}" if overrides else "")
-                  + f": {runs_done} runs in {minutes:.1f} min with {info.get('workers') or 'default'} "
+                  + f": {runs_done} runs in {minutes:.1f} min with {info.get('workers') or '?'} parallel "
                   f"workers on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}), "
                   f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.", ""]
         table_ii = pd.read_csv(tables / "prognet_table_ii.csv")
@@ -263,6 +263,14 @@ def results_markdown(results: dict[str, str | Path]) -> str:
                       "classifier telling the two sources apart):", "",
                       pd.read_csv(shortcut).to_markdown(index=False), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _shown_path(path: str, results_dir: Path) -> str:
+    """A data folder as the project would name it: relative to the checkout that holds
+    ``results/<profile>`` when inside it, ``../shared/...`` style when beside it."""
+    project = results_dir.resolve().parent.parent
+    relative = os.path.relpath(path, project)
+    return relative if relative.count("..") <= 1 else str(path)
 
 
 def replace_between(path: str | Path, marker: str, text: str) -> bool:

@@ -42,17 +42,18 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: i
         batch_size: int, learning_rate: float, weight_decay: float | None = None,
         validation: tuple[np.ndarray, np.ndarray] | None = None,
         early_stopping: int | None = None, seed: int = 0,
-        class_weight: dict | None = None) -> pd.DataFrame:
+        class_weight: dict | None = None, callbacks: list | None = None) -> pd.DataFrame:
     """Compile and train ``model``; return the history as a table (one row per epoch).
 
     ``validation`` is only watched (curves, and early stopping when ``early_stopping`` is a
-    patience in epochs, restoring the best weights); it never trains the model.
+    patience in epochs, restoring the best weights); it never trains the model. Extra Keras
+    ``callbacks`` (e.g. a timer) are passed through.
     """
     import keras
 
     model.compile(optimizer=make_optimizer(learning_rate, weight_decay), loss=loss,
                   metrics=["accuracy"])
-    callbacks = []
+    callbacks = list(callbacks or [])
     if early_stopping and validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=early_stopping, restore_best_weights=True))

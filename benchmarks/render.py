@@ -1,0 +1,210 @@
+"""The Markdown tables of a benchmark, rendered from its JSON (never typed by hand).
+
+    python -m benchmarks.render results/benchmarks/benchmark.json [--readme README.md]
+
+``update_readme`` replaces the text between ``<!-- performance:start -->`` and
+``<!-- performance:end -->``; a file without both markers is left untouched.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+START = "<!-- performance:start -->"
+END = "<!-- performance:end -->"
+
+
+def num(value: float | None) -> str:
+    """A number with about three significant digits, never in exponent form."""
+    if value is None:
+        return "–"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.01:
+        return f"{value:.2f}"
+    return f"{value:.1e}"
+
+
+def stat(block: dict | None) -> str:
+    """``median (min–max)``, or the median alone when there was one repetition."""
+    if not block or block.get("median") is None:
+        return "–"
+    if block.get("n", 0) < 2:
+        return num(block["median"])
+    return f"{num(block['median'])} ({num(block['min'])}–{num(block['max'])})"
+
+
+def skipped(section: dict | None) -> str | None:
+    """The status line of a section that holds no figures, else None."""
+    if not section:
+        return "not run"
+    status = section.get("status", "ok")
+    return None if status == "ok" else status
+
+
+def table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
+    """A Markdown table; ``align`` is one character per column (l or r)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    return ["| " + " | ".join(row) + " |" for row in [header, rule, *rows]]
+
+
+def machine_lines(result: dict) -> list[str]:
+    m, v = result["machine"], result["versions"]
+    load = m.get("load_average_start")
+    return [
+        f"Measured {result.get('started', '')[:10]} on **{m['cpu_model']}** "
+        f"({m['logical_cores']} logical / {m.get('physical_cores')} physical cores, "
+        f"{m['usable_cores']} usable, {m['memory_gb']} GB RAM), {m['os']}; Python "
+        f"{v.get('python')}, TensorFlow {v.get('tensorflow')}, Keras {v.get('keras')}, "
+        f"NumPy {v.get('numpy')}"
+        + (f"; load average at start {load[0]}" if load else "") + ".",
+        f"Every figure is the median of the repetitions and, in brackets, their spread "
+        f"({result.get('spread', 'min-max').replace('-', '–')}). Data: "
+        f"`{result['data']['data_dir_shown']}` ({result['data']['kind']}).",
+    ]
+
+
+def extraction_lines(section: dict) -> list[str]:
+    if (status := skipped(section)) is not None:
+        return [f"**Feature extraction**: {status}."]
+    rows = [[f"{name}", stat(b["extract_images_per_s"]), stat(b["predict_images_per_s"]),
+             stat(b["ratio"]) + (" ✓" if b["meets_goal"] else " ✗"),
+             stat(b.get("decode_images_per_s"))]
+            for name, b in section["backbones"].items()]
+    return [f"**Feature extraction** at {section['image_size']} px: {section['images']} "
+            f"images from files to cached vectors (empty cache each time) against the bare "
+            f"`predict_on_batch` on the same images in memory; {section['repeats']} "
+            f"repetition(s); goal ratio ≥ {section['goal']}.", "",
+            *table(["Backbone", "extract_features (img/s)", "bare predict (img/s)", "Ratio",
+                    "Decoding alone, 1 thread (img/s)"], rows)]
+
+
+def naive_lines(section: dict) -> list[str]:
+    if (status := skipped(section)) is not None:
+        return [f"**Cached vs naive ProgNet**: {status}."]
+    rows = []
+    for name, b in section["backbones"].items():
+        target = b["target"]
+        rows.append([name, stat(b["cached"]["extraction_s"]),
+                     stat(b["cached"]["train_and_predict_s_per_seed"]),
+                     stat(b["naive"]["steady_epoch_s"]), num(target["cached_s"]),
+                     num(target["naive_s"]), f"×{num(target['speedup'])}",
+                     num(b["max_abs_diff"])])
+    first = next(iter(section["backbones"].values()), {})
+    return [f"**Cached vs naive ProgNet** at {section['image_size']} px, "
+            f"{first.get('n_patients', '?')} patients, projected to "
+            f"{section['target_seeds']} seeds × {section['target_epochs']} epochs "
+            f"(seconds). The naive model (frozen backbone inside, images every epoch) was "
+            f"run for {section['naive_epochs_measured']} epochs and scaled linearly; "
+            f"cached head training was measured at {section['cached_epochs_measured']} "
+            f"epochs. Last column: largest |head(cached features) − composed(images)| of "
+            f"P(survival) (tolerance {first.get('atol', 1e-4)}).", "",
+            *table(["Backbone", "Cold extraction", "Train + predict / seed",
+                    "Naive epoch", "Cached total", "Naive total", "Speed-up", "Max abs diff"],
+                   rows)]
+
+
+def threads_lines(section: dict) -> list[str]:
+    if (status := skipped(section)) is not None:
+        return [f"**Threads**: {status}."]
+    rows = [[count, stat(b["extract_images_per_s"]), stat(b["predict_images_per_s"]),
+             f"×{num(section['extract_speedup'][count])}"]
+            for count, b in section["settings"].items()]
+    return [f"**Threads** ({section['backbone']}, {section['image_size']} px; TensorFlow "
+            f"threads, decode threads and CPU affinity set to N, one process each)", "",
+            *table(["N", "extract_features (img/s)", "bare predict (img/s)",
+                    "Extraction speed-up"], rows)]
+
+
+def patients_lines(section: dict) -> list[str]:
+    if (status := skipped(section)) is not None:
+        return [f"**Cohort size**: {status}."]
+    rows = [[str(b["n_patients"]), str(b["n_images"]), stat(b["extraction_s"]),
+             stat(b["training_s"]), stat(b["total_s"]), num(b["s_per_patient"])]
+            for b in section["sizes"].values()]
+    fit = section["fit_total_s"]
+    r2 = f", R² = {fit['r2']:.3f}" if fit.get("r2") is not None else ""
+    return [f"**Cohort size** (one cached ProgNet run: cold extraction + train and predict, "
+            f"{section['backbone']}, {section['image_size']} px, {section['epochs']} "
+            f"epochs; the cohort repeated with new ids and byte-distinct image copies)", "",
+            *table(["Patients", "Images", "Extraction (s)", "Training (s)", "Total (s)",
+                    "s / patient"], rows), "",
+            f"Linear fit: {num(fit['slope'])} s per patient + {num(fit['intercept'])} s{r2}."]
+
+
+def whole_lines(section: dict) -> list[str]:
+    if not section or "runs" not in section:
+        status = (section or {}).get("status", "not run")
+        return [f"**Whole reproduction** (`cxr batch`): {status}."]
+    rows = [[mode, num(b["wall_s"]), num(b["peak_rss_mb"]),
+             "ok" if b["exit_code"] == 0 else f"exit {b['exit_code']}"]
+            for mode, b in section["runs"].items()]
+    return [f"**Whole reproduction**: `cxr batch --profile {section['profile']}` "
+            f"(weights none), one run each (status: {section['status']})", "",
+            *table(["Feature cache", "Wall time (s)", "Peak RSS (MB)", "Exit"], rows)]
+
+
+def render_markdown(result: dict) -> str:
+    """All tables of a benchmark result, as Markdown."""
+    scaling = result.get("scaling") or {}
+    blocks = [machine_lines(result), extraction_lines(result.get("extraction")),
+              naive_lines(result.get("cached_vs_naive")), threads_lines(scaling.get("threads")),
+              patients_lines(scaling.get("patients")), whole_lines(result.get("whole"))]
+    source = (f"_Generated by `{result.get('command', 'python -m benchmarks')}` "
+              f"(`benchmarks/render.py` renders it from the JSON; do not edit by hand)._")
+    return "\n\n".join("\n".join(b) for b in [*blocks, [source]]) + "\n"
+
+
+def update_readme(path: str | Path, markdown: str) -> str:
+    """Put ``markdown`` between the performance markers of ``path``; say what happened."""
+    path = Path(path)
+    if not path.is_file():
+        return f"{path}: not found, nothing written"
+    text = path.read_text()
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        return f"{path}: markers {START} ... {END} absent, left untouched"
+    updated = text[:start + len(START)] + "\n" + markdown.strip() + "\n" + text[end:]
+    if updated == text:
+        return f"{path}: already up to date"
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(updated)
+    os.replace(partial, path)
+    return f"{path}: performance section updated"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.render",
+                                     description="Render a benchmark JSON as Markdown.")
+    parser.add_argument("json", type=Path, help="benchmark.json")
+    parser.add_argument("--out", type=Path, help="Markdown file (default: next to the JSON)")
+    parser.add_argument("--readme", type=Path, help="also update this README's section")
+    args = parser.parse_args(argv)
+    markdown = render_markdown(json.loads(args.json.read_text()))
+    out = args.out or args.json.with_suffix(".md")
+    write_text(out, markdown)
+    print(f"wrote {out}")
+    if args.readme:
+        print(update_readme(args.readme, markdown))
+    return 0
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write a text file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+    return path
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

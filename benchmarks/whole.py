@@ -1,0 +1,109 @@
+"""The whole reproduction: wall time and peak memory of ``cxr batch``, cold and warm.
+
+``cxr batch`` runs as a subprocess; its process tree (papermill kernels included) is
+polled with psutil and the largest total resident memory seen is kept. "cold" starts from
+an empty feature cache, "warm" reruns with the cache the cold run filled; each writes to
+a fresh output folder so no run is skipped as already done.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import REPO
+
+CXR = [sys.executable, "-m", "cxrlib.cli"]
+POLL_S = 0.2
+
+
+def batch_help() -> str | None:
+    """``cxr batch --help``, or None when the command is not usable."""
+    done = subprocess.run([*CXR, "batch", "--help"], capture_output=True, text=True,
+                          cwd=REPO, check=False)
+    return done.stdout if done.returncode == 0 else None
+
+
+def tree_rss(process) -> tuple[int, int]:
+    """(total, largest single) resident bytes of a process and all its descendants."""
+    import psutil
+
+    sizes = []
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            sizes.append(member.memory_info().rss)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return sum(sizes), max(sizes, default=0)
+
+
+def run_measured(command: list[str], env: dict, log_path: Path) -> dict:
+    """Run a command; its wall time, exit code and peak resident memory (polled)."""
+    import psutil
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    peak_total = peak_single = 0
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        process = psutil.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        while process.poll() is None:
+            try:
+                total, single = tree_rss(process)
+            except psutil.NoSuchProcess:
+                break
+            peak_total, peak_single = max(peak_total, total), max(peak_single, single)
+            time.sleep(POLL_S)
+        code = process.wait()
+    return {"wall_s": time.perf_counter() - start, "exit_code": code,
+            "peak_rss_mb": peak_total / 2**20, "peak_rss_single_process_mb": peak_single / 2**20,
+            "log": str(log_path)}
+
+
+def batch_command(profile: str, data_dir: Path, out: Path, cache: Path, help_text: str,
+                  extra: list[str]) -> list[str]:
+    """The ``cxr batch`` command line (weights none, our own feature cache)."""
+    command = [*CXR, "batch", "--profile", profile, "--data-dir", str(data_dir),
+               "--out", str(out), "-p", "weights", "none"]
+    if "--cache-dir" in help_text:
+        command += ["--cache-dir", str(cache)]
+    else:
+        command += ["-p", "cache_dir", str(cache)]
+    return command + list(extra)
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    """The last lines of a log file."""
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def run(profile: str, data_dir: str | Path, work_dir: Path, log_dir: Path,
+        extra: list[str] | None = None, log=print) -> dict:
+    """Cold and warm ``cxr batch`` runs, or a skipped status when the command is missing."""
+    help_text = batch_help()
+    if help_text is None or "--data-dir" not in help_text:
+        return {"status": "skipped: `cxr batch` is not available yet (its --help fails or "
+                          "has no --data-dir)", "profile": profile}
+    data_dir = Path(data_dir).resolve()
+    cache = Path(work_dir).resolve() / "whole-cache"
+    env = {**os.environ, "CXR_CACHE_DIR": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = {"profile": profile, "data_dir": str(data_dir), "weights": "none", "runs": {}}
+    for mode in ("cold", "warm"):
+        out = Path(work_dir).resolve() / f"whole-out-{mode}"
+        command = batch_command(profile, data_dir, out, cache, help_text, extra or [])
+        block = run_measured(command, env, Path(log_dir) / f"whole-{profile}-{mode}.log")
+        block["command"] = " ".join(command[2:]).replace("cxrlib.cli", "cxr", 1)
+        if block["exit_code"] != 0:
+            block["error"] = tail(Path(block["log"]))
+        log(f"whole {profile} {mode}: exit {block['exit_code']}, {block['wall_s']:.0f} s, "
+            f"peak {block['peak_rss_mb']:.0f} MB")
+        result["runs"][mode] = block
+        if block["exit_code"] != 0:
+            break  # a warm run needs the cache a successful cold run leaves
+    failed = [m for m, b in result["runs"].items() if b["exit_code"] != 0]
+    result["status"] = "ok" if not failed else f"failed: {', '.join(failed)} (see log)"
+    return result
