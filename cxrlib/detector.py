@@ -67,10 +67,7 @@ class Config:
     def check(self) -> "Config":
         """Raise ``ConfigError`` for any value we cannot run; return self."""
         models.check_detector(self.model)
-        if isinstance(self.weights, str) and self.weights.lower() == "none":
-            self.weights = None
-        if self.weights not in (None, "imagenet") and not Path(self.weights).is_file():
-            raise ConfigError(f"weights file not found: {self.weights}")
+        self.weights = models.check_weights(self.weights, "vgg16")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol={self.protocol!r} is not known; choose one of "
                               f"{', '.join(PROTOCOLS)}")

@@ -71,6 +71,19 @@ def _check_image_size(image_size: int) -> int:
     return image_size
 
 
+def check_weights(weights: str | Path | None, backbone: str) -> str | None:
+    """``weights`` as the experiments store it: None ("none" accepted), "imagenet", or an
+    existing weights file's path; a ``ConfigError`` otherwise, before anything is built."""
+    if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
+        return None
+    if weights == "imagenet":
+        if check_backbone(backbone) == "alexnet":
+            raise ConfigError("alexnet has no ImageNet weights in Keras: use weights=None or "
+                              "a path to a weights file")
+        return "imagenet"
+    return str(_weights_path(weights))
+
+
 def _weights_path(weights: str | Path) -> Path:
     """Check a weights file path before building anything."""
     path = Path(weights)

@@ -63,13 +63,7 @@ class Config:
     def check(self) -> "Config":
         """Raise ``ConfigError`` for any value we cannot run; return self."""
         self.backbone = models.check_backbone(self.backbone)
-        if isinstance(self.weights, str) and self.weights.lower() == "none":
-            self.weights = None
-        if self.weights == "imagenet" and self.backbone == "alexnet":
-            raise ConfigError("alexnet has no ImageNet weights in Keras: use weights=None or "
-                              "a path to a weights file")
-        if self.weights not in (None, "imagenet") and not Path(self.weights).is_file():
-            raise ConfigError(f"weights file not found: {self.weights}")
+        self.weights = models.check_weights(self.weights, self.backbone)
         if self.window not in WINDOWS:
             raise ConfigError(f"window={self.window!r} is not known; choose one of "
                               f"{', '.join(WINDOWS)}")

@@ -114,3 +114,22 @@ def load_series(paths: list[str], image_size: int, backbone: str) -> np.ndarray:
     from cxrlib.models import input_scale
 
     return np.stack([load_image(p, image_size, 3, input_scale(backbone)) for p in paths])
+
+
+def detector_cams(results_dir: str | Path, data_dir: str | Path, cache_dir: str | Path,
+                  fold: int = 0, models_: tuple[str, ...] = ("cnn", "cnn_lstm")):
+    """Grad-CAM of one test image per class for each detector model of ``fold``:
+    (images, heat maps, titles) for ``explain.plot_cams``."""
+    from cxrlib import explain, models
+
+    images, cams, titles = [], [], []
+    for model in models_:
+        run = Path(results_dir) / "detector" / model / f"fold-{fold}"
+        config, _, _, _, head, predictions = retrain_detector(run, data_dir, cache_dir)
+        base = models.build_conv_base(config.image_size, config.weights, config.init_seed)
+        for row in predictions.groupby("class").head(1).to_dict("records"):
+            image = load_series([row["path"]], config.image_size, "vgg16")[0]
+            images.append(image)
+            cams.append(explain.detector_grad_cam(base, head, image))
+            titles.append(f"{model}: {row['class']} -> {row['predicted']}")
+    return images, cams, titles
