@@ -245,8 +245,9 @@ def results_markdown(results: dict[str, str | Path]) -> str:
         lines += [f"### {title}", "",
                   f"Profile `{info.get('profile', '?')}` on `{_shown_path(info.get('data_dir', '?'), folder)}`"
                   + (f", overrides {overrides}" if overrides else "")
-                  + f": {runs_done} runs in {minutes:.1f} min with {info.get('workers') or '?'} parallel "
-                  f"workers on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}), "
+                  + f": {runs_done} runs in {minutes:.1f} min"
+                  + (f" with {info['workers']} parallel workers" if info.get("workers") else "")
+                  + f" on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}), "
                   f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.", ""]
         table_ii = pd.read_csv(tables / "prognet_table_ii.csv")
         keep = [c for c in ("backbone", "scorer", "runs", "accuracy", "accuracy 95% CI", "f1",
@@ -270,7 +271,9 @@ def _shown_path(path: str, results_dir: Path) -> str:
     ``results/<profile>`` when inside it, ``../shared/...`` style when beside it."""
     project = results_dir.resolve().parent.parent
     relative = os.path.relpath(path, project)
-    return relative if relative.count("..") <= 1 else str(path)
+    if relative.count("..") <= 1:
+        return relative
+    return ".../" + "/".join(Path(path).parts[-2:])  # another checkout: its data/<name>
 
 
 def replace_between(path: str | Path, marker: str, text: str) -> bool:
