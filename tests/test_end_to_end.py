@@ -1,0 +1,36 @@
+"""The end-to-end paths for GPU users (backbone trained with the head) run on tiny inputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxrlib import detector, prognet
+
+pytestmark = pytest.mark.slow
+
+
+def test_prognet_finetune_trains_through_the_backbone(sample_dir: Path, tmp_path: Path) -> None:
+    config = prognet.Config(backbone="alexnet", weights=None, image_size=32, epochs=1,
+                            finetune=True, seed=0).check()
+    sequences = prognet.cohort(sample_dir, config)
+    folds = prognet.make_splits(sequences, config)
+    _, found = prognet.extract(sequences, config, tmp_path / "cache", progress=False)
+    predictions, history, model = prognet.train_and_predict(sequences, folds, found, config)
+    assert model.get_layer("per_image_cnn").layer.trainable
+    assert len(history) == 1 and "val_loss" in history
+    assert predictions["survival_score"].between(0, 1).all()
+    assert len(predictions) == len(folds[0][2])
+
+
+def test_detector_trainable_base_with_augmentation_in_the_model(sample_dir: Path, tmp_path: Path) -> None:
+    config = detector.Config(model="cnn", weights=None, image_size=32, epochs=1, trainable=True,
+                             n_per_class=10, augment_copies=0, shortcut_audit=False).check()
+    table = detector.dataset(sample_dir, config)
+    train, test = detector.make_split(table, config)
+    predictions, history, model = detector.train_and_predict(table, train, test, {}, config)
+    assert model.get_layer("augmentation") is not None
+    probabilities = predictions[[f"p_{c}" for c in detector.CLASSES]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert len(predictions) == len(test) and len(history) == 1
