@@ -239,13 +239,17 @@ def results_markdown(results: dict[str, str | Path]) -> str:
             continue
         info = json.loads(info_path.read_text()) if info_path.exists() else {}
         environment = info.get("environment", {})
-        runs_done = sum(v for k, v in info.get("counts", {}).items() if k in ("ok", "skipped (finished)"))
+        counts = info.get("counts", {})
+        executed, resumed = counts.get("ok", 0), counts.get("skipped (finished)", 0)
         minutes = info.get("seconds", 0) / 60
+        done = (f"{executed} runs in {minutes:.1f} min" if not resumed else
+                f"{executed + resumed} runs ({resumed} already finished; the last invocation "
+                f"ran {executed} in {minutes:.1f} min)")
         overrides = info.get("selection", {}).get("overrides") or {}
         lines += [f"### {title}", "",
                   f"Profile `{info.get('profile', '?')}` on `{_shown_path(info.get('data_dir', '?'), folder)}`"
                   + (f", overrides {overrides}" if overrides else "")
-                  + f": {runs_done} runs in {minutes:.1f} min"
+                  + f": {done}"
                   + (f" with {info['workers']} parallel workers" if info.get("workers") else "")
                   + f" on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}), "
                   f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.", ""]
