@@ -1,0 +1,58 @@
+"""Comparison tables and the README's generated sections."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrlib import cli, compare
+from cxrlib.metrics import binary_metrics
+
+
+def _results(folder: Path, resumed: int = 0) -> Path:
+    tables = folder / "tables"
+    tables.mkdir(parents=True)
+    pd.DataFrame([{"backbone": "resnet50", "scorer": "model", "runs": 2, "accuracy": "0.800 ± 0.100",
+                   "accuracy 95% CI": "[0.6, 0.9]", "f1": "0.8 ± 0.1", "specificity": "0.5 ± 0.1",
+                   "roc_auc": "0.7 ± 0.1", "accuracy (paper)": "0.924 ± 0.03"}]).to_csv(
+        tables / "prognet_table_ii.csv", index=False)
+    pd.DataFrame([{"model": "cnn", "folds": 5, "accuracy": "0.9 ± 0.02"}]).to_csv(
+        tables / "detector_overall.csv", index=False)
+    counts = {"ok": 3} if not resumed else {"ok": 1, "skipped (finished)": resumed}
+    (folder / "batch.json").write_text(json.dumps({
+        "profile": "quick", "data_dir": str(folder.parent / "data" / "sample"), "seconds": 120,
+        "workers": 2, "counts": counts, "selection": {"overrides": {"weights": None}},
+        "environment": {"cpu_count": 2, "processor": "Test CPU", "versions": {"tensorflow": "2.x"}}}))
+    return folder
+
+
+def test_results_markdown_and_readme_markers(tmp_path: Path) -> None:
+    fresh = _results(tmp_path / "results" / "quick")
+    resumed = _results(tmp_path / "results" / "again", resumed=40)
+    text = compare.results_markdown({"Fresh": fresh, "Resumed": resumed, "Empty": tmp_path / "none"})
+    assert "### Fresh" in text and "3 runs in 2.0 min with 2 parallel workers" in text
+    assert "41 runs (40 already finished; the last invocation ran 1 in 2.0 min)" in text
+    assert "| resnet50 " in text and "0.924 ± 0.03" in text and "_No tables in" in text
+    readme = tmp_path / "README.md"
+    readme.write_text("top\n<!-- results:start -->\nold\n<!-- results:end -->\nbottom\n")
+    assert compare.replace_between(readme, "results", "new\n")
+    assert readme.read_text() == "top\n<!-- results:start -->\nnew\n<!-- results:end -->\nbottom\n"
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("no markers\n")
+    assert not compare.replace_between(plain, "results", "x") and plain.read_text() == "no markers\n"
+    assert cli.main(["readme", "--results", f"Fresh={fresh}", "--readme", str(readme)]) == 0
+    assert "### Fresh" in readme.read_text() and readme.read_text().endswith("bottom\n")
+    assert cli.main(["readme", "--results", "no-equals-sign", "--readme", str(readme)]) == 2
+
+
+@pytest.mark.parametrize("name", ["accuracy", "tp_rate", "fn_rate", "fp_rate", "tn_rate",
+                                  "specificity", "f1"])
+def test_fast_bootstrap_scorers_agree_with_binary_metrics(name: str) -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        y, s = rng.integers(0, 2, 9), rng.random(9)
+        fast, slow = compare._binary_scorer(name)(y, s), binary_metrics(y, s)[name]
+        assert (np.isnan(fast) and (slow is None or np.isnan(slow))) or fast == pytest.approx(slow)
