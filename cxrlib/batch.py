@@ -3,8 +3,9 @@
     cxr batch --profile sample|paper|quick --data-dir DIR --out results/<profile>
 
 Layout under ``--out``: ``prognet/<backbone>/seed-<k>/`` and ``detector/<model>/fold-<k>/``
-(each an executed notebook plus its files), then ``04_comparisons.ipynb`` and
-``05_qualitative.ipynb`` with ``tables/`` and ``figures/``, and ``batch_summary.csv``.
+(each an executed notebook plus its files), then ``01_data_exploration.ipynb`` (its
+figures in ``exploration/``), ``04_comparisons.ipynb`` and ``05_qualitative.ipynb`` with
+``tables/`` and ``figures/``, and ``batch_summary.csv``.
 
 Resumable and safe: a run whose folder holds a complete ``metrics.json`` is skipped; runs
 execute in ``<run>.partial/`` and are renamed when done, so a killed batch leaves nothing
@@ -53,7 +54,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "detector": {"image_size": 224, "epochs": 200, "weights": "imagenet",
                            "n_per_class": PAPER_COUNTS, "augment_copies": 2}},
 }
-REPORTS = ("comparisons", "qualitative")
+REPORTS = ("explore", "comparisons", "qualitative")
 GIB = 1024 ** 3
 MEMORY_PER_RUN = 3 * GIB  # a kernel with TensorFlow and one backbone, measured ~1.5-2.5 GB
 
@@ -214,13 +215,17 @@ def run_all(batch: Batch, workers: int = 1, submit: Callable | None = None,
 
 
 def run_reports(batch: Batch, reports: Iterable[str] = REPORTS) -> list[Run]:
-    """Execute the comparison and qualitative notebooks on the collected runs."""
+    """Execute the data chapter (into ``exploration/``) and the comparison and
+    qualitative notebooks on the collected runs."""
     done = []
     for name in reports:
         path = batch.out / runs.NOTEBOOKS[name]
-        report = Run(name, batch.out, {"results_dir": str(batch.out),
-                                        "data_dir": str(batch.data_dir),
-                                        "cache_dir": str(batch.cache_dir)}, name)
+        if name == "explore":
+            parameters = {"data_dir": str(batch.data_dir), "out_dir": str(batch.out / "exploration")}
+        else:
+            parameters = {"results_dir": str(batch.out), "data_dir": str(batch.data_dir),
+                          "cache_dir": str(batch.cache_dir)}
+        report = Run(name, batch.out, parameters, name)
         start = time.perf_counter()
         try:
             runs.execute_in_place(name, path, report.parameters)

@@ -134,3 +134,13 @@ def test_dask_executor_on_a_local_cluster(sample_dir: Path, tmp_path: Path) -> N
             finished = batch.run_all(plan, submit=client.submit, progress=False)
     assert [r.status for r in finished] == ["ok", "ok", "ok"]
     assert all(runs.is_finished(r.out_dir) for r in finished)
+
+
+@pytest.mark.slow
+def test_reports_include_the_data_chapter(sample_dir: Path, tmp_path: Path) -> None:
+    plan = batch.plan("quick", sample_dir, tmp_path / "out", cache_dir=tmp_path / "cache")
+    (explore,) = batch.run_reports(plan, reports=("explore",))
+    assert explore.status == "ok", explore.error
+    assert (tmp_path / "out" / "01_data_exploration.ipynb").is_file()
+    assert (tmp_path / "out" / "exploration" / "summary.json").is_file()
+    assert any((tmp_path / "out" / "exploration" / "figures").glob("*.png"))
