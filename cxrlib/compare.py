@@ -214,16 +214,12 @@ def roc_curves(predictions: pd.DataFrame, by: str, score: str, positive_label: i
 
 def write_table(table: pd.DataFrame, folder: str | Path, name: str) -> None:
     """Write a table as CSV, Markdown and LaTeX (atomically)."""
-    from cxrlib.runs import write_csv
+    from cxrlib.runs import write_csv, write_text
 
     folder = Path(folder)
     write_csv(folder / f"{name}.csv", table)
-    for suffix, text in ((".md", table.to_markdown(index=False)),
-                         (".tex", table.to_latex(index=False, escape=True))):
-        path = folder / f"{name}{suffix}"
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        partial.write_text(text + "\n")
-        partial.replace(path)
+    write_text(folder / f"{name}.md", table.to_markdown(index=False) + "\n")
+    write_text(folder / f"{name}.tex", table.to_latex(index=False, escape=True) + "\n")
 
 
 def results_markdown(results: dict[str, str | Path]) -> str:

@@ -376,3 +376,25 @@ def drop_undecodable(table: pd.DataFrame, what: str = "image") -> pd.DataFrame:
                     "; ".join(f"{p}: {r}" for p, r in zip(table.loc[bad, "path"][:5],
                                                           problems[bad][:5])))
     return table[~bad]
+
+
+def class_examples(frontal: pd.DataFrame, pediatric: pd.DataFrame, n: int,
+                   seed: int = 0) -> pd.DataFrame:
+    """``n`` readable images of each detector class (COVID-19 from the Cohen table,
+    pneumonia and normal from the pediatric one), drawn with ``seed``: ``path``, ``label``."""
+    covid = frontal[frontal["exists"] & (frontal["finding"] == "COVID-19")]
+    parts = [(covid, "COVID-19 (Cohen, adults)")] + [
+        (pediatric[pediatric["exists"] & (pediatric["class"] == c)], f"{c} (pediatric)")
+        for c in ("pneumonia", "normal")]
+    return pd.concat([pd.DataFrame({"path": rows.sample(frac=1, random_state=seed)["path"].head(n),
+                                    "label": label}) for rows, label in parts], ignore_index=True)
+
+
+def sizes_by_source(frontal: pd.DataFrame, pediatric: pd.DataFrame) -> pd.DataFrame:
+    """Width, height, mode and format of every readable file, with its ``source``."""
+    from cxrlib.images import read_sizes
+
+    return pd.concat([
+        pd.DataFrame(read_sizes(frontal.loc[frontal["exists"], "path"])).assign(source="Cohen (adults)"),
+        pd.DataFrame(read_sizes(pediatric.loc[pediatric["exists"], "path"])).assign(source="pediatric"),
+    ], ignore_index=True)

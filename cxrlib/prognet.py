@@ -126,6 +126,14 @@ def make_splits(sequences: pd.DataFrame, config: Config) -> list[tuple[int, np.n
     return folds
 
 
+def split_table(sequences: pd.DataFrame, folds: list) -> pd.DataFrame:
+    """Survivors and deaths on each side of each split (one row per fold and side)."""
+    labels = sequences["label"]
+    return pd.DataFrame([{"fold": k, "side": side, "survived": int((labels.iloc[rows] == 1).sum()),
+                          "died": int((labels.iloc[rows] == 0).sum())}
+                         for k, train, test in folds for side, rows in (("train", train), ("test", test))])
+
+
 def extract(sequences: pd.DataFrame, config: Config, cache_dir: str | Path,
             progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Feature vectors of every image of the cohort (cached on disk)."""

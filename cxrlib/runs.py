@@ -8,6 +8,7 @@ killed run never leaves a folder that looks finished.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import logging
 import os
@@ -56,7 +57,13 @@ def notebook_path(name: str) -> Path:
 
 
 def notebook_defaults(name: str) -> dict[str, Any]:
-    """The notebook's ``parameters`` cell as {name: default value}."""
+    """The notebook's ``parameters`` cell as {name: default value} (a fresh copy)."""
+    return dict(_parsed_defaults(name))
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_defaults(name: str) -> dict[str, Any]:
+    """Parse a notebook's parameters once per process (a batch asks for every run)."""
     import papermill
 
     inferred = papermill.inspect_notebook(str(notebook_path(name)))
@@ -212,31 +219,25 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def write_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
-    """Write JSON atomically (temporary file, then rename)."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file atomically: a temporary name (with the process id, so parallel
+    writers never share one), then a rename; folders are created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n")
+    partial.write_text(text)
     os.replace(partial, path)
     return path
+
+
+def write_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
+    """Write JSON atomically (NumPy and pandas values converted, NaN as null)."""
+    return write_text(path, json.dumps(to_jsonable(payload), indent=2) + "\n")
 
 
 def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
     """Write a table as CSV atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    table.to_csv(partial, index=False)
-    os.replace(partial, path)
-    return path
-
-
-def split_parameters(parameters: Mapping[str, Any]) -> tuple[dict, dict]:
-    """(parameters that define the result, machine-specific paths)."""
-    paths = {k: v for k, v in parameters.items() if k in PATH_PARAMETERS}
-    rest = {k: v for k, v in parameters.items() if k not in PATH_PARAMETERS}
-    return rest, paths
+    return write_text(path, table.to_csv(index=False))
 
 
 class Timer:
