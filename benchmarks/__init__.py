@@ -11,3 +11,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 """The repository root (``benchmarks/`` is not installed: run from a clone)."""
+
+
+def shown(path: str | Path) -> str:
+    """A path relative to the repository when it is inside it (or next to it)."""
+    path = Path(path).resolve()
+    for base, prefix in ((REPO, ""), (REPO.parent, "../")):
+        if path.is_relative_to(base):
+            return prefix + str(path.relative_to(base))
+    return str(path)

@@ -6,11 +6,13 @@ Sections (each JSON key is one section; ``--only`` picks some):
 - ``cached_vs_naive``: cached features + head against the end-to-end Keras model;
 - ``scaling.threads``: extraction at 1, 2, ... threads (one subprocess each);
 - ``scaling.patients``: one cached ProgNet run as the cohort grows 1x, 2x, 4x;
-- ``whole`` (only with ``--whole``): ``cxr batch`` from a cold and a warm cache.
+- ``whole`` (with ``--whole`` or ``--only whole``): ``cxr batch`` from a cold and a warm
+  cache.
 
 Writes ``benchmark.json`` (after every section, so a stopped run keeps what it measured)
 and ``benchmark.md`` next to it; ``--readme README.md`` also updates the README's
-performance section.
+performance section. ``--update FILE`` re-measures only the chosen sections of an existing
+result and keeps the others (the long ``whole`` section is measured that way).
 """
 from __future__ import annotations
 
@@ -23,15 +25,18 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import REPO
+from benchmarks import REPO, shown
 from benchmarks.machine import load_average, machine_info, now, usable_cpus, versions
 from benchmarks.stats import SPREAD
 
 ALL_BACKBONES = ["alexnet", "vgg16", "vgg19", "resnet50"]
-SECTIONS = ("extraction", "cached_vs_naive", "threads", "patients")
+SECTIONS = ("extraction", "cached_vs_naive", "threads", "patients", "whole")
+DEFAULT_SECTIONS = SECTIONS[:-1]
+"""What a run measures without ``--only``; ``--whole`` adds the long ``whole`` section."""
 SHARED_DATA = REPO.parent / "shared" / "data"
 SAMPLE_DATA = REPO / "data" / "sample"
 DEFAULT_OUT = Path("results/benchmarks/benchmark.json")
+SCHEMA_VERSION = 1
 
 FULL = {"backbones": ALL_BACKBONES, "image_size": 224, "images": 64, "repeats": 3,
         "naive_epochs": 3, "cached_epochs": None, "scaling_backbone": "resnet50",
@@ -50,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--data-dir", type=Path, help="data folder with covid-chestxray-dataset/ (default: "
         "../shared/data if present, else data/sample, generated if needed)")
-    add("--out", type=Path, default=DEFAULT_OUT, help="JSON file; the Markdown goes next to it")
+    add("--out", type=Path, help=f"JSON file; the Markdown goes next to it (default: "
+        f"{DEFAULT_OUT}, or the --update file)")
+    add("--update", type=Path, metavar="JSON", help="start from this earlier result: "
+        "measure only the chosen sections (--only, --whole), keep the others")
     add("--readme", type=Path, help="README whose performance section to replace")
     add("--quick", action="store_true", help="tiny settings for a smoke test")
     add("--only", nargs="+", choices=SECTIONS, help="run these sections only")
@@ -72,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--whole-data-dir", type=Path, help="data for --whole (default: --data-dir)")
     add("--whole-arg", action="append", default=[], metavar="ARG",
         help="extra argument passed to `cxr batch` (repeatable)")
+    add("--log-dir", type=Path, default=Path("results/benchmarks/logs"),
+        help="where the logs of the `whole` section's `cxr batch` runs go")
     add("--work-dir", type=Path, help="where temporary caches and copies go")
     add("--keep-work", action="store_true", help="keep the temporary folder")
     return parser
@@ -89,8 +99,11 @@ def resolve(args: argparse.Namespace) -> dict:
 
         settings["threads"] = thread_counts(usable)
     settings["threads"] = [n for n in settings["threads"] if 1 <= n <= usable] or [1]
+    sections = list(args.only or DEFAULT_SECTIONS)
+    if args.whole and "whole" not in sections:
+        sections.append("whole")
     settings.update(seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
-                    quick=args.quick, sections=list(args.only or SECTIONS), whole=args.whole)
+                    quick=args.quick, sections=sections, whole="whole" in sections)
     if settings["naive_epochs"] < 2:
         raise SystemExit("--naive-epochs must be at least 2 (the first epoch traces)")
     return settings
@@ -114,20 +127,12 @@ def resolve_data(given: Path | None) -> tuple[Path, str]:
     return SAMPLE_DATA, kind(SAMPLE_DATA)
 
 
-def shown(path: Path) -> str:
-    """A path relative to the repository when it is inside it (or next to it)."""
-    path = Path(path).resolve()
-    for base, prefix in ((REPO, ""), (REPO.parent, "../")):
-        if path.is_relative_to(base):
-            return prefix + str(path.relative_to(base))
-    return str(path)
-
-
 class Runner:
     """Runs the sections in order and keeps the JSON file up to date."""
 
-    def __init__(self, out: Path, result: dict):
+    def __init__(self, out: Path, result: dict, keep_unselected: bool = False):
         self.out, self.result, self.failed = out, result, []
+        self.keep_unselected = keep_unselected
         self.clock = time.perf_counter()
 
     def log(self, message: str) -> None:
@@ -145,7 +150,13 @@ class Runner:
             block = {"status": f"failed: {type(err).__name__}: {err}"}
             self.failed.append(".".join(keys))
         block["section_s"] = time.perf_counter() - start
+        block["measured"] = {"finished": now(), "load_average_end": load_average()}
         self.store(keys, block)
+
+    def skip(self, keys: tuple[str, ...], reason: str = "not selected (--only)") -> None:
+        """Mark a section not run, unless an earlier result's block is being kept."""
+        if not self.keep_unselected:
+            self.store(keys, {"status": f"skipped: {reason}"})
 
     def store(self, keys: tuple[str, ...], block: dict) -> None:
         target = self.result
@@ -165,30 +176,29 @@ def run_sections(runner: Runner, settings: dict, data_dir: Path, work: Path) -> 
     from benchmarks import extraction, prognet_cost, scaling
 
     s, chosen = settings, settings["sections"]
-    skip = {"status": "skipped: not selected (--only)"}
     if "extraction" in chosen:
         runner.section(("extraction",), extraction.run, data_dir, s["backbones"],
                        s["image_size"], s["images"], s["repeats"], work, s["batch_size"])
     else:
-        runner.store(("extraction",), skip)
+        runner.skip(("extraction",))
     if "cached_vs_naive" in chosen:
         runner.section(("cached_vs_naive",), prognet_cost.run, data_dir, s["backbones"],
                        s["image_size"], s["repeats"], s["naive_epochs"], s["cached_epochs"],
                        s["seeds"], s["epochs"], work, s["batch_size"], s["max_patients"])
     else:
-        runner.store(("cached_vs_naive",), skip)
+        runner.skip(("cached_vs_naive",))
     if "patients" in chosen:
         runner.section(("scaling", "patients"), scaling.run_patients, data_dir,
                        s["scaling_backbone"], s["image_size"], s["factors"], s["repeats"],
                        s["cached_epochs"], work, s["batch_size"], s["max_patients"])
     else:
-        runner.store(("scaling", "patients"), skip)
+        runner.skip(("scaling", "patients"))
     if "threads" in chosen:
         runner.section(("scaling", "threads"), scaling.run_threads, data_dir,
                        s["scaling_backbone"], s["image_size"], s["images"], s["repeats"],
                        s["threads"], work, s["batch_size"])
     else:
-        runner.store(("scaling", "threads"), skip)
+        runner.skip(("scaling", "threads"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,35 +206,67 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = resolve(args)
     data_dir, kind = resolve_data(args.data_dir)
-    work = Path(tempfile.mkdtemp(prefix="cxr-bench-", dir=args.work_dir))
-    result = {
-        "benchmark": "cxr-repro", "schema_version": 1, "started": now(), "complete": False,
-        "command": " ".join(["python -m benchmarks", shlex.join(argv)]).strip(),
+    args.out = args.out or args.update or DEFAULT_OUT
+    this_run = {
+        "started": now(), "command": " ".join(["python -m benchmarks", shlex.join(argv)]).strip(),
         "settings": settings,
         "data": {"data_dir": str(data_dir.resolve()), "data_dir_shown": shown(data_dir),
                  "kind": kind},
-        "spread": SPREAD, "machine": machine_info(), "versions": versions(),
+        "machine": machine_info(), "versions": versions(),
     }
-    runner = Runner(args.out, result)
+    if args.update:
+        result = load_result(args.update)
+        result.setdefault("updates", []).append(this_run)
+    else:
+        result = {"benchmark": "cxr-repro", "schema_version": SCHEMA_VERSION,
+                  "complete": False, **this_run, "spread": SPREAD}
+    work = Path(tempfile.mkdtemp(prefix="cxr-bench-", dir=args.work_dir))
+    runner = Runner(args.out, result, keep_unselected=args.update is not None)
     runner.log(f"data: {shown(data_dir)} ({kind}); work folder: {work}")
     try:
         run_sections(runner, settings, data_dir, work)
-        if args.whole:
+        if "whole" in settings["sections"]:
             from benchmarks import whole
 
             runner.section(("whole",), whole.run, args.whole_profile,
-                           args.whole_data_dir or data_dir, work, args.out.parent,
+                           args.whole_data_dir or data_dir, work, args.log_dir,
                            args.whole_arg)
         else:
-            runner.store(("whole",), {"status": "skipped: not requested (add --whole)"})
+            runner.skip(("whole",), "not requested (add --whole)")
     finally:
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)
-    result.update(complete=not runner.failed, finished=now(),
-                  duration_s=time.perf_counter() - runner.clock,
-                  load_average_end=load_average())
+    ended = {"finished": now(), "duration_s": time.perf_counter() - runner.clock,
+             "load_average_end": load_average()}
+    (this_run if args.update else result).update(ended)
+    result["complete"] = not failed_sections(result)
     runner.save()
     return finish(result, args, runner)
+
+
+def load_result(path: Path) -> dict:
+    """An earlier ``benchmark.json`` to update (same schema only)."""
+    import json
+
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--update {path}: cannot read it ({err})") from None
+    if result.get("benchmark") != "cxr-repro" or result.get("schema_version") != SCHEMA_VERSION:
+        raise SystemExit(f"--update {path}: not a cxr-repro benchmark of schema "
+                         f"{SCHEMA_VERSION}; run the full benchmark instead")
+    return result
+
+
+def failed_sections(result: dict) -> list[str]:
+    """Sections whose stored status says they failed."""
+    blocks = {"extraction": result.get("extraction"),
+              "cached_vs_naive": result.get("cached_vs_naive"),
+              "scaling.threads": (result.get("scaling") or {}).get("threads"),
+              "scaling.patients": (result.get("scaling") or {}).get("patients"),
+              "whole": result.get("whole")}
+    return [name for name, block in blocks.items()
+            if block and str(block.get("status", "")).startswith("failed")]
 
 
 def finish(result: dict, args: argparse.Namespace, runner: Runner) -> int:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import REPO
+from benchmarks import REPO, shown
 
 CXR = [sys.executable, "-m", "cxrlib.cli"]
 POLL_S = 0.2
@@ -73,6 +73,17 @@ def batch_command(profile: str, data_dir: Path, out: Path, cache: Path, help_tex
     return command + list(extra)
 
 
+def batch_counts(out: Path) -> dict:
+    """Run counts and workers from the ``batch.json`` a finished ``cxr batch`` writes."""
+    import json
+
+    try:
+        summary = json.loads((Path(out) / "batch.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {"run_counts": summary.get("counts", {}), "workers": summary.get("workers")}
+
+
 def tail(path: Path, lines: int = 5) -> str:
     """The last lines of a log file."""
     try:
@@ -91,12 +102,14 @@ def run(profile: str, data_dir: str | Path, work_dir: Path, log_dir: Path,
     data_dir = Path(data_dir).resolve()
     cache = Path(work_dir).resolve() / "whole-cache"
     env = {**os.environ, "CXR_CACHE_DIR": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = {"profile": profile, "data_dir": str(data_dir), "weights": "none", "runs": {}}
+    result = {"profile": profile, "data_dir": str(data_dir), "data_dir_shown": shown(data_dir),
+              "weights": "none", "runs": {}}
     for mode in ("cold", "warm"):
         out = Path(work_dir).resolve() / f"whole-out-{mode}"
         command = batch_command(profile, data_dir, out, cache, help_text, extra or [])
         block = run_measured(command, env, Path(log_dir) / f"whole-{profile}-{mode}.log")
         block["command"] = " ".join(command[2:]).replace("cxrlib.cli", "cxr", 1)
+        block.update(batch_counts(out))
         if block["exit_code"] != 0:
             block["error"] = tail(Path(block["log"]))
         log(f"whole {profile} {mode}: exit {block['exit_code']}, {block['wall_s']:.0f} s, "

@@ -218,38 +218,53 @@ def extract_features(
 
 def _compute(todo: list[dict], spec: FeatureSpec, scale: str, cache: FeatureCache, model,
              found: dict, batch_size: int, aug_seed: int, threads: int, progress: bool) -> None:
-    """Run the backbone over the rows in ``todo``, decoding the next batch meanwhile."""
+    """Run the backbone over the rows in ``todo``.
 
-    def load_batch(batch: list[dict]) -> list[np.ndarray | ImageError]:
+    Only ``predict_on_batch`` runs on the calling thread: the next batch is decoded and
+    stacked by background threads meanwhile, and finished features are written to the
+    cache by another, so the model never waits for Python between batches.
+    """
+
+    def load_batch(batch: list[dict]) -> tuple[list[dict], np.ndarray | None]:
+        """(rows that decoded, their stacked images); failed rows are marked skipped."""
         def one(row: dict) -> np.ndarray | ImageError:
             try:
                 return _load_view(row["path"], row["content"], row["view"], spec, scale, aug_seed)
             except ImageError as err:
                 return err
-        return list(pool.map(one, batch))
+        good, images = [], []
+        for row, image in zip(batch, pool.map(one, batch)):
+            if isinstance(image, ImageError):
+                row.update(status="skipped", problem=image.reason)
+            else:
+                good.append(row)
+                images.append(image)
+        return good, (np.stack(images) if images else None)
+
+    def write(rows: list[dict], outputs: np.ndarray) -> None:
+        for row, output in zip(rows, outputs):
+            cache.put(row["content"], row["view"], output, aug_seed)
 
     batches = list(_batches(todo, batch_size))
     bar = tqdm(total=len(todo), desc=f"features {spec.backbone}", disable=not progress,
                unit="img")
+    writes = []
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool, \
-            ThreadPoolExecutor(max_workers=1) as prefetch:
+            ThreadPoolExecutor(max_workers=1) as prefetch, \
+            ThreadPoolExecutor(max_workers=1) as writer:
         pending = prefetch.submit(load_batch, batches[0])
         for index, batch in enumerate(batches):
-            loaded = pending.result()
+            good, stacked = pending.result()
             if index + 1 < len(batches):
                 pending = prefetch.submit(load_batch, batches[index + 1])
-            good = [(row, image) for row, image in zip(batch, loaded)
-                    if not isinstance(image, ImageError)]
-            for row, image in zip(batch, loaded):
-                if isinstance(image, ImageError):
-                    row.update(status="skipped", problem=image.reason)
-            if good:
-                stacked = np.stack([image for _, image in good])
+            if stacked is not None:
                 outputs = np.asarray(model.predict_on_batch(stacked), dtype=np.float32)
-                for (row, _), output in zip(good, outputs):
-                    cache.put(row["content"], row["view"], output, aug_seed)
+                writes.append(writer.submit(write, good, outputs))
+                for row, output in zip(good, outputs):
                     found[(row["path"], row["view"])] = output
             bar.update(len(batch))
+        for done in writes:
+            done.result()  # a failed cache write raises here
     bar.close()
 
 

@@ -63,6 +63,7 @@ def test_quick_benchmark_writes_json_and_markdown(sample_dir: Path, tmp_path: Pa
         block = result["extraction"]["backbones"][name]
         for key in ("extract_images_per_s", "predict_images_per_s", "ratio"):
             assert STAT_KEYS <= set(block[key]) and block[key]["median"] > 0
+        assert 0 < block["ratio_ceiling"] <= 1 and block["share_of_ceiling"] > 0
         naive = result["cached_vs_naive"]["backbones"][name]
         assert naive["target"]["speedup"] > 0
         assert naive["equivalent"] and naive["max_abs_diff"] <= naive["atol"]
@@ -81,3 +82,101 @@ def test_quick_benchmark_writes_json_and_markdown(sample_dir: Path, tmp_path: Pa
     markdown = out.with_suffix(".md").read_text()
     assert markdown == render.render_markdown(result)
     assert "| alexnet |" in markdown and "Speed-up" in markdown
+
+
+def test_ceiling_is_the_overlap_bound() -> None:
+    from benchmarks.extraction import ceiling
+
+    block = {"predict_images_per_s": {"median": 200.0}, "decode_images_per_s": {"median": 400.0},
+             "ratio": {"median": 0.72}}
+    bound = ceiling(block, cores=2)
+    # convolution 2/200 = 10 ms of CPU per image, decoding 2.5 ms: at best 10 / 12.5
+    assert bound["ratio_ceiling"] == pytest.approx(0.8)
+    assert bound["share_of_ceiling"] == pytest.approx(0.9)
+    assert ceiling(block, cores=8)["ratio_ceiling"] == pytest.approx(40 / 42.5)
+
+
+def test_run_measured_reports_wall_time_memory_and_exit_code(tmp_path: Path) -> None:
+    from benchmarks.whole import run_measured
+
+    command = [sys.executable, "-c", "import sys; b = bytearray(50 * 2**20); sys.exit(3)"]
+    block = run_measured(command, {}, tmp_path / "logs" / "run.log")
+    assert block["exit_code"] == 3 and block["wall_s"] > 0
+    assert block["peak_rss_mb"] >= block["peak_rss_single_process_mb"] > 0
+    assert (tmp_path / "logs" / "run.log").is_file()
+
+
+def _earlier_result() -> dict:
+    stat = {"median": 1.0, "min": 1.0, "max": 1.0, "n": 1, "values": [1.0]}
+    return {
+        "benchmark": "cxr-repro", "schema_version": 1, "complete": True,
+        "started": "2026-11-01T00:00:00", "command": "python -m benchmarks",
+        "settings": {"sections": ["extraction"]}, "spread": "min-max",
+        "data": {"data_dir": "/x", "data_dir_shown": "../shared/data", "kind": "real images"},
+        "machine": {"cpu_model": "CPU", "logical_cores": 2, "physical_cores": 2,
+                    "usable_cores": 2, "memory_gb": 8, "os": "Linux",
+                    "load_average_start": [0.1, 0.1, 0.1]},
+        "versions": {"python": "3.11"},
+        "extraction": {"status": "ok", "image_size": 224, "images": 4, "repeats": 1,
+                       "goal": 0.9, "backbones": {"alexnet": {
+                           "extract_images_per_s": stat, "predict_images_per_s": stat,
+                           "ratio": stat, "meets_goal": True}}},
+        "cached_vs_naive": {"status": "skipped: not selected (--only)"},
+        "scaling": {"threads": {"status": "skipped: not selected (--only)"},
+                    "patients": {"status": "skipped: not selected (--only)"}},
+        "whole": {"status": "skipped: not requested (add --whole)"},
+    }
+
+
+def test_update_measures_only_the_chosen_section_and_keeps_the_rest(
+        sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import suite, whole
+
+    earlier = tmp_path / "benchmark.json"
+    earlier.write_text(json.dumps(_earlier_result()))
+    calls = []
+
+    def fake_whole(profile, data_dir, work_dir, log_dir, extra, log=print):
+        calls.append((profile, Path(log_dir)))
+        return {"profile": profile, "data_dir": str(data_dir), "data_dir_shown": "data",
+                "runs": {mode: {"wall_s": 120.0, "exit_code": 0, "peak_rss_mb": 2048.0,
+                                "peak_rss_single_process_mb": 1024.0, "workers": 2,
+                                "run_counts": {"ok": 52}} for mode in ("cold", "warm")}}
+
+    monkeypatch.setattr(whole, "run", fake_whole)
+    code = suite.main(["--update", str(earlier), "--only", "whole", "--whole-profile", "sample",
+                       "--data-dir", str(sample_dir), "--work-dir", str(tmp_path),
+                       "--log-dir", str(tmp_path / "logs")])
+    assert code == 0 and calls == [("sample", tmp_path / "logs")]
+    result = json.loads(earlier.read_text())  # written back in place
+    kept = _earlier_result()
+    for key in ("extraction", "cached_vs_naive", "scaling", "command", "started", "machine"):
+        assert result[key] == kept[key]
+    assert result["whole"]["status"] == "ok" and result["whole"]["runs"]["warm"]["wall_s"] == 120
+    (update,) = result["updates"]
+    assert update["settings"]["sections"] == ["whole"] and update["duration_s"] > 0
+    assert result["complete"] is True
+
+    markdown = earlier.with_suffix(".md").read_text()
+    assert "| cold | 2.00 | 2.00 | 1.00 | 52 ok | ok |" in markdown
+    assert "| alexnet |" in markdown  # the kept section is still rendered
+    assert "then `python -m benchmarks --update" in markdown
+
+
+def test_update_refuses_a_file_that_is_not_a_benchmark(tmp_path: Path, sample_dir: Path) -> None:
+    from benchmarks import suite
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(SystemExit, match="not a cxr-repro benchmark"):
+        suite.main(["--update", str(other), "--only", "whole", "--data-dir", str(sample_dir)])
+
+
+def test_failed_sections_reads_every_stored_status() -> None:
+    from benchmarks.suite import failed_sections
+
+    result = _earlier_result()
+    assert failed_sections(result) == []
+    result["scaling"]["patients"] = {"status": "failed: ValueError: x"}
+    result["whole"] = {"status": "failed: cold (see log)"}
+    assert failed_sections(result) == ["scaling.patients", "whole"]

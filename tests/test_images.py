@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from cxrlib.errors import ConfigError, ImageError
-from cxrlib.images import CAFFE_MEAN_BGR, image_problem, load_image, load_images
+from cxrlib.images import (CAFFE_MEAN_BGR, image_problem, load_image, load_images,
+                           scale_pixels)
 
 
 def _gray_array(h: int = 30, w: int = 40) -> np.ndarray:
@@ -68,6 +69,36 @@ def test_scales(tmp_path: Path) -> None:
         load_image(tmp_path / "c.png", 4, 3, "imagenet")
     with pytest.raises(ConfigError, match="channels"):
         load_image(tmp_path / "c.png", 4, 2)
+
+
+@pytest.mark.parametrize("scale", ["raw", "unit", "caffe"])
+@pytest.mark.parametrize("kind", ["uint8 rgb", "uint8 gray broadcast", "float rgb", "batch"])
+def test_scale_pixels_is_bit_identical_to_convert_then_scale(scale: str, kind: str) -> None:
+    """The one-pass, per-channel scaling gives exactly the values of the obvious code
+    (convert to float32, reverse the channels, subtract the mean), so caches stay valid."""
+    rng = np.random.default_rng(3)
+    pixels = {
+        "uint8 rgb": rng.integers(0, 256, (17, 23, 3), dtype=np.uint8),
+        "uint8 gray broadcast": np.broadcast_to(
+            rng.integers(0, 256, (17, 23, 1), dtype=np.uint8), (17, 23, 3)),
+        "float rgb": rng.uniform(0, 255, (17, 23, 3)).astype(np.float32),
+        "batch": rng.integers(0, 256, (2, 5, 7, 3), dtype=np.uint8),
+    }[kind]
+    as_float = np.asarray(pixels, dtype=np.float32)
+    expected = {"raw": as_float, "unit": as_float / np.float32(255.0),
+                "caffe": as_float[..., ::-1] - CAFFE_MEAN_BGR}[scale]
+    scaled = scale_pixels(pixels, scale)
+    assert scaled.dtype == np.float32 and scaled.flags.c_contiguous
+    assert scaled.shape == pixels.shape
+    assert np.array_equal(scaled, expected)
+    assert not np.shares_memory(scaled, pixels)
+
+
+def test_scale_pixels_rejects_bad_settings() -> None:
+    with pytest.raises(ConfigError, match="unknown scale"):
+        scale_pixels(np.zeros((2, 2, 3), np.uint8), "imagenet")
+    with pytest.raises(ConfigError, match="3 channels"):
+        scale_pixels(np.zeros((2, 2, 1), np.uint8), "caffe")
 
 
 def _truncated(tmp_path: Path) -> Path:
