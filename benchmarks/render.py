@@ -155,9 +155,15 @@ def whole_lines(section: dict) -> list[str]:
     if not section or "runs" not in section:
         status = (section or {}).get("status", "not run")
         return [f"**Whole reproduction** (`cxr batch`): {status}."]
+    def kernel_minutes(block: dict, kind: str) -> str:
+        seconds = block.get("run_seconds_by_kind", {}).get(kind, {}).get("seconds")
+        return num(seconds / 60) if seconds is not None else "–"
+
     rows = [[mode, num(b["wall_s"] / 60), num(b["peak_rss_mb"] / 1024),
              num(b.get("peak_rss_single_process_mb", 0) / 1024),
              ", ".join(f"{n} {status}" for status, n in b.get("run_counts", {}).items()) or "–",
+             kernel_minutes(b, "prognet"), kernel_minutes(b, "detector"),
+             kernel_minutes(b, "reports"),
              "ok" if b["exit_code"] == 0 else f"exit {b['exit_code']}"]
             for mode, b in section["runs"].items()]
     workers = next((b["workers"] for b in section["runs"].values() if b.get("workers")), None)
@@ -167,9 +173,12 @@ def whole_lines(section: dict) -> list[str]:
             f"empty feature cache (cold) and again with the cache it filled (warm); one run "
             f"each (status: {section['status']}). Memory is "
             f"the largest resident total of the process tree (papermill kernels included), "
-            f"polled every 0.2 s.", "",
+            f"polled every 0.2 s. The last columns add up the minutes each kind of run "
+            f"spent in its notebook (runs overlap across workers): with a warm cache what "
+            f"is left is training the heads and starting the kernels.", "",
             *table(["Feature cache", "Wall time (min)", "Peak RSS, all processes (GB)",
-                    "Largest process (GB)", "Runs", "Exit"], rows)]
+                    "Largest process (GB)", "Runs", "ProgNet runs (min)",
+                    "Detector runs (min)", "Reports (min)", "Exit"], rows)]
 
 
 def render_markdown(result: dict) -> str:

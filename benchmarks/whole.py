@@ -74,14 +74,25 @@ def batch_command(profile: str, data_dir: Path, out: Path, cache: Path, help_tex
 
 
 def batch_counts(out: Path) -> dict:
-    """Run counts and workers from the ``batch.json`` a finished ``cxr batch`` writes."""
+    """What a finished ``cxr batch`` says of itself: run counts and workers (``batch.json``)
+    and the kernel seconds spent per kind of run (``batch_summary.csv``: ProgNet runs,
+    detector runs, the report chapters), to show where a warm rerun's time goes."""
     import json
+
+    import pandas as pd
 
     try:
         summary = json.loads((Path(out) / "batch.json").read_text())
+        runs = pd.read_csv(Path(out) / "batch_summary.csv")
     except (OSError, ValueError):
         return {}
-    return {"run_counts": summary.get("counts", {}), "workers": summary.get("workers")}
+    kind = runs["run"].str.split().str[0].where(
+        runs["run"].str.match(r"(prognet|detector) "), "reports")
+    seconds = runs.groupby(kind)["seconds"].agg(["count", "sum"])
+    return {"run_counts": summary.get("counts", {}), "workers": summary.get("workers"),
+            "batch_s": summary.get("seconds"),
+            "run_seconds_by_kind": {name: {"runs": int(row["count"]), "seconds": float(row["sum"])}
+                                    for name, row in seconds.iterrows()}}
 
 
 def tail(path: Path, lines: int = 5) -> str:

@@ -141,7 +141,9 @@ def test_update_measures_only_the_chosen_section_and_keeps_the_rest(
         return {"profile": profile, "data_dir": str(data_dir), "data_dir_shown": "data",
                 "runs": {mode: {"wall_s": 120.0, "exit_code": 0, "peak_rss_mb": 2048.0,
                                 "peak_rss_single_process_mb": 1024.0, "workers": 2,
-                                "run_counts": {"ok": 52}} for mode in ("cold", "warm")}}
+                                "run_counts": {"ok": 52},
+                                "run_seconds_by_kind": {"prognet": {"runs": 40, "seconds": 600.0}}}
+                         for mode in ("cold", "warm")}}
 
     monkeypatch.setattr(whole, "run", fake_whole)
     code = suite.main(["--update", str(earlier), "--only", "whole", "--whole-profile", "sample",
@@ -158,7 +160,7 @@ def test_update_measures_only_the_chosen_section_and_keeps_the_rest(
     assert result["complete"] is True
 
     markdown = earlier.with_suffix(".md").read_text()
-    assert "| cold | 2.00 | 2.00 | 1.00 | 52 ok | ok |" in markdown
+    assert "| cold | 2.00 | 2.00 | 1.00 | 52 ok | 10.0 | – | – | ok |" in markdown
     assert "| alexnet |" in markdown  # the kept section is still rendered
     assert "then `python -m benchmarks --update" in markdown
 
@@ -170,6 +172,23 @@ def test_update_refuses_a_file_that_is_not_a_benchmark(tmp_path: Path, sample_di
     other.write_text(json.dumps({"hello": 1}))
     with pytest.raises(SystemExit, match="not a cxr-repro benchmark"):
         suite.main(["--update", str(other), "--only", "whole", "--data-dir", str(sample_dir)])
+
+
+def test_batch_counts_reads_what_cxr_batch_wrote(tmp_path: Path) -> None:
+    from benchmarks.whole import batch_counts
+
+    assert batch_counts(tmp_path) == {}  # no batch.json: nothing to add
+    (tmp_path / "batch.json").write_text(json.dumps(
+        {"counts": {"ok": 4}, "workers": 2, "seconds": 99.0}))
+    (tmp_path / "batch_summary.csv").write_text(
+        "run,status,seconds,folder,error\n"
+        "prognet alexnet seed 0,ok,10.0,a,\nprognet vgg16 seed 1,ok,12.0,b,\n"
+        "detector cnn fold 0,ok,100.0,c,\ncomparisons,ok,5.0,d,\n")
+    counts = batch_counts(tmp_path)
+    assert counts["run_counts"] == {"ok": 4} and counts["batch_s"] == 99.0
+    assert counts["run_seconds_by_kind"] == {
+        "detector": {"runs": 1, "seconds": 100.0}, "prognet": {"runs": 2, "seconds": 22.0},
+        "reports": {"runs": 1, "seconds": 5.0}}
 
 
 def test_failed_sections_reads_every_stored_status() -> None:
