@@ -31,6 +31,10 @@ from benchmarks.stats import SPREAD
 
 ALL_BACKBONES = ["alexnet", "vgg16", "vgg19", "resnet50"]
 SECTIONS = ("extraction", "cached_vs_naive", "threads", "patients", "whole")
+SECTION_KEYS = {"extraction": ("extraction",), "cached_vs_naive": ("cached_vs_naive",),
+                "threads": ("scaling", "threads"), "patients": ("scaling", "patients"),
+                "whole": ("whole",)}
+"""Where each section's block sits in the JSON."""
 DEFAULT_SECTIONS = SECTIONS[:-1]
 """What a run measures without ``--only``; ``--whole`` adds the long ``whole`` section."""
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -103,7 +107,7 @@ def resolve(args: argparse.Namespace) -> dict:
     if args.whole and "whole" not in sections:
         sections.append("whole")
     settings.update(seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
-                    quick=args.quick, sections=sections, whole="whole" in sections)
+                    quick=args.quick, sections=sections)
     if settings["naive_epochs"] < 2:
         raise SystemExit("--naive-epochs must be at least 2 (the first epoch traces)")
     return settings
@@ -176,29 +180,25 @@ def run_sections(runner: Runner, settings: dict, data_dir: Path, work: Path) -> 
     from benchmarks import extraction, prognet_cost, scaling
 
     s, chosen = settings, settings["sections"]
+    for name in DEFAULT_SECTIONS:
+        if name not in chosen:
+            runner.skip(SECTION_KEYS[name])
     if "extraction" in chosen:
-        runner.section(("extraction",), extraction.run, data_dir, s["backbones"],
+        runner.section(SECTION_KEYS["extraction"], extraction.run, data_dir, s["backbones"],
                        s["image_size"], s["images"], s["repeats"], work, s["batch_size"])
-    else:
-        runner.skip(("extraction",))
     if "cached_vs_naive" in chosen:
-        runner.section(("cached_vs_naive",), prognet_cost.run, data_dir, s["backbones"],
-                       s["image_size"], s["repeats"], s["naive_epochs"], s["cached_epochs"],
-                       s["seeds"], s["epochs"], work, s["batch_size"], s["max_patients"])
-    else:
-        runner.skip(("cached_vs_naive",))
+        runner.section(SECTION_KEYS["cached_vs_naive"], prognet_cost.run, data_dir,
+                       s["backbones"], s["image_size"], s["repeats"], s["naive_epochs"],
+                       s["cached_epochs"], s["seeds"], s["epochs"], work, s["batch_size"],
+                       s["max_patients"])
     if "patients" in chosen:
-        runner.section(("scaling", "patients"), scaling.run_patients, data_dir,
+        runner.section(SECTION_KEYS["patients"], scaling.run_patients, data_dir,
                        s["scaling_backbone"], s["image_size"], s["factors"], s["repeats"],
                        s["cached_epochs"], work, s["batch_size"], s["max_patients"])
-    else:
-        runner.skip(("scaling", "patients"))
     if "threads" in chosen:
-        runner.section(("scaling", "threads"), scaling.run_threads, data_dir,
+        runner.section(SECTION_KEYS["threads"], scaling.run_threads, data_dir,
                        s["scaling_backbone"], s["image_size"], s["images"], s["repeats"],
                        s["threads"], work, s["batch_size"])
-    else:
-        runner.skip(("scaling", "threads"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,11 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         if "whole" in settings["sections"]:
             from benchmarks import whole
 
-            runner.section(("whole",), whole.run, args.whole_profile,
+            runner.section(SECTION_KEYS["whole"], whole.run, args.whole_profile,
                            args.whole_data_dir or data_dir, work, args.log_dir,
                            args.whole_arg)
         else:
-            runner.skip(("whole",), "not requested (add --whole)")
+            runner.skip(SECTION_KEYS["whole"], "not requested (add --whole)")
     finally:
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -259,14 +259,15 @@ def load_result(path: Path) -> dict:
 
 
 def failed_sections(result: dict) -> list[str]:
-    """Sections whose stored status says they failed."""
-    blocks = {"extraction": result.get("extraction"),
-              "cached_vs_naive": result.get("cached_vs_naive"),
-              "scaling.threads": (result.get("scaling") or {}).get("threads"),
-              "scaling.patients": (result.get("scaling") or {}).get("patients"),
-              "whole": result.get("whole")}
-    return [name for name, block in blocks.items()
-            if block and str(block.get("status", "")).startswith("failed")]
+    """Sections whose stored status says they failed (as ``scaling.threads`` etc.)."""
+    failed = []
+    for keys in SECTION_KEYS.values():
+        block = result
+        for key in keys:
+            block = (block or {}).get(key)
+        if block and str(block.get("status", "")).startswith("failed"):
+            failed.append(".".join(keys))
+    return failed
 
 
 def finish(result: dict, args: argparse.Namespace, runner: Runner) -> int:
