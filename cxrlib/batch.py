@@ -1,6 +1,10 @@
 """Run the whole reproduction: every backbone x seed and every model x fold, then reports.
 
-    cxr batch --profile sample|paper|quick --data-dir DIR --out results/<profile>
+    cxr batch --profile sample|paper|paper-gpu|quick --data-dir DIR --out results/<profile>
+
+``paper-gpu`` runs the detector as published (Table 2's base trained end to end); before
+it starts, ``cxr batch`` prints the grid's expected cost measured from a few real training
+steps on this machine (``--estimate`` prints it and stops).
 
 Layout under ``--out``: ``prognet/<backbone>/seed-<k>/`` and ``detector/<model>/fold-<k>/``
 (each an executed notebook plus its files), then ``01_data_exploration.ipynb`` (its
@@ -35,10 +39,13 @@ from cxrlib.errors import ConfigError
 # a test checks they agree).
 BACKBONES = ("alexnet", "vgg16", "vgg19", "resnet50")
 DETECTOR_MODELS = ("cnn", "cnn_lstm")
+DETECTOR_BASES = ("vgg16", "paper")
 
 log = logging.getLogger(__name__)
 
 PAPER_COUNTS = {"covid19": 141, "pneumonia": 140, "normal": 140}
+PAPER_PROGNET = {"image_size": 224, "epochs": 60, "weights": "imagenet"}
+PAPER_DETECTOR = {"image_size": 224, "epochs": 200, "n_per_class": PAPER_COUNTS}
 PROFILES: dict[str, dict[str, Any]] = {
     # The notebooks' own defaults: small images, runs in minutes on the sample data.
     "sample": {"backbones": BACKBONES, "seeds": tuple(range(10)), "models": DETECTOR_MODELS,
@@ -50,9 +57,16 @@ PROFILES: dict[str, dict[str, Any]] = {
     # add -p weights none to run offline).
     "paper": {"backbones": BACKBONES, "seeds": tuple(range(10)), "models": DETECTOR_MODELS,
               "folds": tuple(range(5)),
-              "prognet": {"image_size": 224, "epochs": 60, "weights": "imagenet"},
-              "detector": {"image_size": 224, "epochs": 200, "weights": "imagenet",
-                           "n_per_class": PAPER_COUNTS, "augment_copies": 2}},
+              "prognet": PAPER_PROGNET,
+              "detector": {**PAPER_DETECTOR, "base": "vgg16", "weights": "imagenet",
+                           "augment_copies": 2}},
+    # The detector as published: Table 2's base trained end to end from random init,
+    # augmentation inside the graph (meant for a GPU; prints its cost before starting).
+    "paper-gpu": {"backbones": BACKBONES, "seeds": tuple(range(10)),
+                  "models": DETECTOR_MODELS, "folds": tuple(range(5)),
+                  "prognet": PAPER_PROGNET,
+                  "detector": {**PAPER_DETECTOR, "base": "paper", "weights": None,
+                               "trainable": True, "augment_copies": 0}},
 }
 REPORTS = ("explore", "comparisons", "qualitative")
 GIB = 1024 ** 3
@@ -148,16 +162,16 @@ def prepare_features(batch: Batch, progress: bool = True) -> None:
     for run in batch.runs:
         if runs.is_finished(run.out_dir):
             continue
-        merged = {**runs.notebook_defaults(run.notebook), **run.parameters}
-        kwargs = {k: v for k, v in merged.items() if k not in runs.PATH_PARAMETERS}
         if run.notebook == "prognet":
-            config = prognet.Config(**_config_fields(prognet.Config, kwargs)).check()
+            config = prognet.Config(**_run_config(run, prognet.Config)).check()
             key = ("prognet", config.feature_spec().key())
             if key not in done:
                 prognet.extract(prognet.cohort(batch.data_dir, config), config, batch.cache_dir,
                                 progress=progress)
         else:
-            config = detector.Config(**_config_fields(detector.Config, kwargs)).check()
+            config = detector.Config(**_run_config(run, detector.Config)).check()
+            if config.trainable:  # end to end from images: nothing to cache
+                continue
             key = ("detector", config.feature_spec().key(), config.seed, str(config.n_per_class))
             if key not in done:
                 table = detector.dataset(batch.data_dir, config)
@@ -170,6 +184,59 @@ def prepare_features(batch: Batch, progress: bool = True) -> None:
 
 def _config_fields(cls, values: dict) -> dict:
     return {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+
+
+def _run_config(run: Run, cls) -> dict:
+    """The Config fields of a run: its notebook's defaults, then its parameters."""
+    merged = {**runs.notebook_defaults(run.notebook), **run.parameters}
+    return _config_fields(cls, {k: v for k, v in merged.items()
+                                if k not in runs.PATH_PARAMETERS})
+
+
+def end_to_end_cost(batch: Batch, steps: int = 2) -> pd.DataFrame | None:
+    """Expected cost of the batch's unfinished end-to-end detector runs (``trainable``, as
+    every ``base="paper"`` run), one row per model, from ``steps`` real training steps of
+    it on this machine (``detector.measure_step_cost``) extrapolated to its runs' epochs,
+    folds and shortcut audits. None when there is no such run."""
+    from cxrlib import detector
+
+    configs = [detector.Config(**_run_config(run, detector.Config)).check()
+               for run in batch.runs
+               if run.notebook == "detector" and not runs.is_finished(run.out_dir)]
+    configs = [c for c in configs if c.trainable]
+    rows = []
+    for kind in sorted({c.model for c in configs}):
+        group = [c for c in configs if c.model == kind]
+        config = group[0]
+        step = detector.measure_step_cost(config, steps)
+        counts = config.class_counts().values()
+        n_images = (sum(counts) if "all" not in counts
+                    else len(detector.dataset(batch.data_dir, config)))
+        cost = detector.estimate_cost(step, n_images, config.n_folds, config.epochs,
+                                      runs=len(group), audit=config.shortcut_audit)
+        rows.append({"model": kind, "base": config.base, "image_size": config.image_size,
+                     "batch_size": config.batch_size, "images": n_images,
+                     "s_per_step": step["train_step_s"], "s_per_epoch": cost["epoch_s"],
+                     "epochs": config.epochs, "runs": len(group),
+                     "audit": config.shortcut_audit, "hours": cost["total_hours"]})
+    return pd.DataFrame(rows) if rows else None
+
+
+def cost_message(cost: pd.DataFrame) -> str:
+    """What ``end_to_end_cost`` found, for people: per model, and the total."""
+    import tensorflow as tf
+
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU (no GPU found)"
+    lines = [f"Expected cost of the end-to-end detector runs on this machine's {device}, "
+             f"measured from real training steps and extrapolated:"]
+    for row in cost.itertuples():
+        audit = " x2 (shortcut audit trains its own network)" if row.audit else ""
+        lines.append(f"  {row.model} ({row.base} base, {row.image_size} px, batch "
+                     f"{row.batch_size}, {row.images} images): {row.s_per_step:.2f} s/step, "
+                     f"{row.s_per_epoch:.0f} s/epoch x {row.epochs} epochs x {row.runs} "
+                     f"run(s){audit} = {row.hours:.1f} h")
+    lines.append(f"  total: {cost['hours'].sum():.1f} h (ProgNet runs not included)")
+    return "\n".join(lines)
 
 
 def execute(run: Run) -> Run:
@@ -246,8 +313,12 @@ def summary_table(all_runs: list[Run]) -> pd.DataFrame:
 def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: int | None = None,
               executor: str = "local", scheduler: str | None = None, reports: bool = True,
               progress: bool = True, **selection) -> pd.DataFrame:
-    """Plan, prepare features, execute every run, then the reports; return the summary."""
+    """Plan, print the cost of end-to-end detector runs if any, prepare features, execute
+    every run, then the reports; return the summary."""
     batch = plan(profile, data_dir, out, **selection)
+    cost = end_to_end_cost(batch)
+    if cost is not None:
+        print(cost_message(cost), flush=True)
     batch.out.mkdir(parents=True, exist_ok=True)
     workers = workers or default_workers()
     started = time.perf_counter()
@@ -291,12 +362,20 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
     parser.add_argument("--no-reports", action="store_true", help="skip notebooks 04 and 05")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--estimate", action="store_true",
+                        help="print the expected cost of end-to-end detector runs and stop")
 
 
 def run_batch_from_args(args: argparse.Namespace) -> int:
     """``cxr batch``: run, print the summary, exit 0 only if everything succeeded."""
     overrides = {name: runs.parse_value(value) for name, value in args.param or []}
     out = args.out or Path("results") / args.profile
+    if args.estimate:
+        cost = end_to_end_cost(plan(args.profile, args.data_dir, out, backbones=args.backbones,
+                                    seeds=args.seeds, models=args.models, folds=args.folds,
+                                    overrides=overrides, cache_dir=args.cache_dir))
+        print("no end-to-end detector runs to estimate" if cost is None else cost_message(cost))
+        return 0
     table = run_batch(args.profile, args.data_dir, out, workers=args.workers,
                       executor=args.executor, scheduler=args.scheduler,
                       reports=not args.no_reports, progress=not args.quiet,

@@ -5,7 +5,7 @@
     cxr data download --dest data/raw [--dataset cohen|pneumonia|all] [--from PATH]
     cxr run prognet --backbone resnet50 --seed 0 --data-dir DIR --out DIR [-p name value]
     cxr run detector --model cnn_lstm --fold 0 --seed 0 --data-dir DIR --out DIR
-    cxr batch --profile sample|paper --data-dir DIR --out results/<profile>
+    cxr batch --profile sample|paper|paper-gpu --data-dir DIR --out results/<profile> [--estimate]
 """
 from __future__ import annotations
 

@@ -7,16 +7,23 @@ Steps, each returning a table a notebook can show:
    images from the pediatric set, ``n_per_class`` drawn with the seed.
 3. ``make_split``: stratified k-fold grouped by patient (or the paper's 85/15 hold-out);
    one patient's images never on both sides.
-4. ``extract``: the VGG16 conv base's 7x7x512 map of every image, and of augmented views of
-   it, from the on-disk cache (the base is frozen).
-5. ``train_and_predict``: the CNN or CNN-LSTM head; a predictions table.
+4. ``extract``: the frozen VGG16 conv base's 7x7x512 map of every image, and of augmented
+   views of it, from the on-disk cache (the CPU mode, ``base="vgg16"``). Nothing to extract
+   when the network trains end to end (``trainable``; always with ``base="paper"``).
+5. ``train_and_predict``: the CNN or CNN-LSTM head on cached maps, or the whole network
+   (paper's Table 2 base, or VGG16) on images augmented inside the graph; a predictions
+   table.
 6. ``evaluate``: the paper's Tables 3/4 (per-class accuracy, specificity, sensitivity, F1).
 7. ``shortcut_audit``: the same pipeline on images with the lungs blanked out, and a plain
    classifier telling the two sources apart.
+
+``measure_step_cost`` and ``estimate_cost`` time a few real training steps of the
+end-to-end network and extrapolate to a whole grid of runs (``cxr batch`` prints it).
 """
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 
 from cxrlib import data, features, metrics, models, splits, training
 from cxrlib.errors import ConfigError, DataError
-from cxrlib.images import load_image
+from cxrlib.images import blank_center, load_image, scale_pixels
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,7 @@ CLASSES = ("covid19", "pneumonia", "normal")
 CLASS_TITLES = {"covid19": "COVID-19", "pneumonia": "pneumonia", "normal": "normal"}
 PAPER_COUNTS = {"covid19": 141, "pneumonia": 140, "normal": 140}
 PROTOCOLS = ("kfold", "holdout")
+REGIONS = ("full", "border")  # whole image, or lungs blanked (images.blank_center)
 
 
 @dataclass
@@ -44,6 +52,7 @@ class Config:
     """Every knob of one detector run (the notebook's ``parameters`` cell)."""
 
     model: str = "cnn_lstm"
+    base: str = "vgg16"  # "vgg16": frozen Keras VGG16, cached maps; "paper": Table 2, end to end
     fold: int = 0
     n_folds: int = 5
     protocol: str = "kfold"
@@ -57,7 +66,7 @@ class Config:
     batch_size: int = 32
     learning_rate: float = 1e-4
     lstm_units: int = 64
-    dropout: float = 0.5
+    dropout: float = 0.0  # the paper mentions no dropout
     augment_copies: int = 2
     early_stopping: int | None = None
     val_fraction: float = 0.15
@@ -67,7 +76,16 @@ class Config:
     def check(self) -> "Config":
         """Raise ``ConfigError`` for any value we cannot run; return self."""
         models.check_detector(self.model)
+        models.check_detector_base(self.base)
         self.weights = models.check_weights(self.weights, "vgg16")
+        if self.base == "paper" and self.weights == "imagenet":
+            raise ConfigError("base='paper' (Table 2's network) has no ImageNet weights: "
+                              "set weights=None (random init, as the paper) or a weights file")
+        if self.base == "paper" and not self.trainable:
+            raise ConfigError("base='paper' is trained end to end, as the paper does: set "
+                              "trainable=True (a frozen random base is not the paper's network)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout={self.dropout!r} must be in [0, 1)")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol={self.protocol!r} is not known; choose one of "
                               f"{', '.join(PROTOCOLS)}")
@@ -101,6 +119,7 @@ class Config:
         return dict(value)
 
     def feature_spec(self, region: str = "full") -> features.FeatureSpec:
+        """What the cached path extracts (the frozen VGG16 base only)."""
         return features.FeatureSpec("vgg16", self.image_size, self.weights, pooling=None,
                                     init_seed=self.init_seed, region=region)
 
@@ -157,7 +176,10 @@ def make_split(table: pd.DataFrame, config: Config) -> tuple[np.ndarray, np.ndar
 
 def extract(table: pd.DataFrame, config: Config, cache_dir: str | Path, region: str = "full",
             progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Conv-base maps of every image, plus ``augment_copies`` augmented views of each."""
+    """Conv-base maps of every image, plus ``augment_copies`` augmented views of each.
+    Nothing (an empty table and dict) when the network trains end to end on images."""
+    if config.trainable:
+        return pd.DataFrame(columns=["path", "view", "status"]), {}
     views = tuple(range(config.augment_copies + 1))
     return features.extract_features(table["path"].tolist(), config.feature_spec(region),
                                      cache_dir, views=views, aug_seed=config.seed,
@@ -173,9 +195,11 @@ def _training_arrays(table: pd.DataFrame, rows: np.ndarray, found: dict, views: 
 
 
 def train_and_predict(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, found: dict,
-                      config: Config) -> tuple[pd.DataFrame, pd.DataFrame, object]:
-    """Train the head on the training rows (and their augmented views); predict the test
-    rows. Returns (predictions, history, model).
+                      config: Config, region: str = "full"
+                      ) -> tuple[pd.DataFrame, pd.DataFrame, object]:
+    """Train the head on the training rows (and their augmented views) or, with
+    ``config.trainable``, the whole network on their images (``region`` "border": lungs
+    blanked); predict the test rows. Returns (predictions, history, model).
 
     Without ``early_stopping`` the test fold is only watched for the curves, as the paper
     shows them; with it, a patient-grouped validation split of the training fold decides
@@ -189,7 +213,8 @@ def train_and_predict(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, 
         fit_rows, val_rows = train[inner_train], train[inner_val]
     training.set_seed(config.seed + 1000 * config.fold)
     if config.trainable:
-        model, history, proba = _train_end_to_end(table, fit_rows, val_rows, test, config)
+        model, history, proba = _train_end_to_end(table, fit_rows, val_rows, test, config,
+                                                  region)
     else:
         x_fit, y_fit = _training_arrays(table, fit_rows, found, range(config.augment_copies + 1))
         x_val, y_val = _training_arrays(table, val_rows, found, range(1))
@@ -211,25 +236,78 @@ def train_and_predict(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, 
     return predictions.reset_index(drop=True), history, model
 
 
-def _train_end_to_end(table, fit_rows, val_rows, test_rows, config: Config):
-    """Conv base + head trained together, augmentation inside the model: for GPU users."""
+def load_images(paths, config: Config, region: str = "full") -> np.ndarray:
+    """Images of ``paths`` in the base's input scale; ``region="border"`` blanks the lungs
+    (``images.blank_center``, as the cached audit does)."""
+    if region not in REGIONS:
+        raise ConfigError(f"region={region!r}: choose one of {', '.join(REGIONS)}")
+    scale = models.detector_input_scale(config.base)
+    if region == "full":
+        return np.stack([load_image(p, config.image_size, 3, scale) for p in paths])
+    return np.stack([scale_pixels(blank_center(load_image(p, config.image_size, 3, "raw")),
+                                  scale) for p in paths])
+
+
+def end_to_end_model(config: Config):
+    """The whole trainable network: augmentation (active in training only) -> conv base
+    (``config.base``) -> head. Built from ``config.init_seed``."""
     import keras
 
-    scale = models.input_scale("vgg16")
-    load = lambda rows: np.stack([load_image(p, config.image_size, 3, scale)  # noqa: E731
-                                  for p in table["path"].iloc[rows]])
     detector = models.build_detector(config.model, config.image_size, config.weights,
                                      trainable=True, init_seed=config.init_seed,
-                                     lstm_units=config.lstm_units, dropout=config.dropout)
-    augment = models.augmentation_layers(config.seed, value_range=scale)
-    inputs = keras.Input(detector.input_shape[1:])
-    model = keras.Model(inputs, detector(augment(inputs)), name=f"{detector.name}_augmented")
+                                     lstm_units=config.lstm_units, dropout=config.dropout,
+                                     base=config.base)
+    augment = models.augmentation_layers(
+        config.seed, value_range=models.detector_input_scale(config.base))
+    inputs = keras.Input(detector.input_shape[1:], name="image")
+    return keras.Model(inputs, detector(augment(inputs)), name=f"{detector.name}_augmented")
+
+
+def _train_end_to_end(table, fit_rows, val_rows, test_rows, config: Config,
+                      region: str = "full"):
+    """Conv base + head trained together from images, augmentation inside the model."""
+    load = lambda rows: load_images(table["path"].iloc[rows], config, region)  # noqa: E731
+    model = end_to_end_model(config)
     history = training.fit(model, load(fit_rows), table["label"].iloc[fit_rows].to_numpy(),
                            loss="sparse_categorical_crossentropy", epochs=config.epochs,
                            batch_size=config.batch_size, learning_rate=config.learning_rate,
                            validation=(load(val_rows), table["label"].iloc[val_rows].to_numpy()),
                            early_stopping=config.early_stopping)
     return model, history, training.predict(model, load(test_rows))
+
+
+def measure_step_cost(config: Config, steps: int = 3, warmup: int = 1) -> dict:
+    """Seconds of one training step (a batch of ``config.batch_size`` images at
+    ``config.image_size``, forward and backward) and of one prediction batch of the
+    end-to-end network, each the median of ``steps`` real steps on random images after
+    ``warmup`` untimed ones (the first traces the graph)."""
+    if steps < 1 or warmup < 0:
+        raise ConfigError(f"steps={steps} must be >= 1 and warmup={warmup} >= 0")
+    training.set_seed(config.seed)
+    model = end_to_end_model(config)
+    rng = np.random.default_rng(config.seed)
+    size = (config.batch_size, config.image_size, config.image_size, 3)
+    x = rng.uniform(0.0, 1.0, size).astype("float32")
+    y = rng.integers(0, len(CLASSES), config.batch_size)
+    timed = training.time_steps(model, x, y, steps, warmup, learning_rate=config.learning_rate,
+                                loss="sparse_categorical_crossentropy")
+    return {"model": config.model, "base": config.base, "image_size": config.image_size,
+            "batch_size": config.batch_size, **timed}
+
+
+def estimate_cost(step: dict, n_images: int, n_folds: int, epochs: int, runs: int = 1,
+                  audit: bool = True) -> dict:
+    """Extrapolate ``measure_step_cost``'s figures to ``runs`` k-fold runs of ``epochs``
+    epochs on ``n_images`` images (each run trains on (k-1)/k of them and predicts the
+    rest every epoch, for the curves); the shortcut audit trains a second network per run.
+    """
+    n_test = math.ceil(n_images / n_folds)
+    train_steps = math.ceil((n_images - n_test) / step["batch_size"])
+    test_steps = math.ceil(n_test / step["batch_size"])
+    epoch_s = train_steps * step["train_step_s"] + test_steps * step["predict_step_s"]
+    run_s = epochs * epoch_s * (2 if audit else 1)
+    return {"train_steps_per_epoch": train_steps, "epoch_s": epoch_s, "run_s": run_s,
+            "runs": runs, "total_s": runs * run_s, "total_hours": runs * run_s / 3600}
 
 
 def evaluate(predictions: pd.DataFrame) -> dict:
@@ -289,13 +367,14 @@ def shortcut_audit(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, con
                    cache_dir: str | Path, full_accuracy: float, progress: bool = True) -> dict:
     """Train the same pipeline on lungs-blanked images; fit a plain source classifier.
 
-    Returns accuracies: ``full_image`` (the run's model), ``lungs_blanked`` (same head, same
-    fold, images with the lung region set to black), ``source_thumbnail`` and
+    Returns accuracies: ``full_image`` (the run's model), ``lungs_blanked`` (same pipeline,
+    same fold, images with the lung region set to black; an end-to-end run trains its own
+    network on them), ``source_thumbnail`` and
     ``source_file_size`` (logistic regression telling Cohen from pediatric images), and the
     chance levels they should be read against.
     """
     _, found = extract(table, config, cache_dir, region="border", progress=progress)
-    blanked, history, _ = train_and_predict(table, train, test, found, config)
+    blanked, history, _ = train_and_predict(table, train, test, found, config, region="border")
     sources = source_classifier(table, seed=config.seed)
     test_classes = table["class"].iloc[test]
     return {

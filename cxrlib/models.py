@@ -5,10 +5,12 @@ ProgNet (prognosis): a sequence of chest X-rays -> one CNN per image (``build_ba
 the head are separate models so that features can be cached once per backbone;
 ``compose_prognet`` joins them into the end-to-end model computing the same function.
 
-CNN-LSTM detector (Islam et al. 2020): one X-ray -> VGG16 conv base (224 px -> 7x7x512)
--> the map read as 49 steps of 512 -> LSTM -> softmax over 3 classes, compared to the same
-conv base -> flatten -> softmax (``build_conv_base``, ``build_detector_head``,
-``build_detector``).
+CNN-LSTM detector (Islam et al. 2020): one X-ray -> conv base (224 px -> 7x7x512) -> the
+map read as 49 steps of 512 -> LSTM -> softmax over 3 classes, compared to the same conv
+base -> flatten -> softmax (``build_conv_base``, ``build_detector_head``,
+``build_detector``). Two bases (``DETECTOR_BASES``): "paper", the 12 convolutions of the
+paper's Table 2 (trained end to end from random initialisation), and "vgg16", the Keras
+VGG16 base (13 convolutions; frozen ImageNet features in the CPU mode).
 
 Models contain no preprocessing layer: images arrive already scaled as
 ``input_scale(backbone)`` says (see ``cxrlib.images.load_image``).
@@ -27,6 +29,11 @@ from cxrlib.errors import ConfigError
 
 BACKBONES = ("alexnet", "vgg16", "vgg19", "resnet50")
 DETECTOR_MODELS = ("cnn", "cnn_lstm")
+DETECTOR_BASES = ("vgg16", "paper")
+"""Conv bases of the detector: "vgg16" (Keras VGG16, the CPU mode) and "paper" (Table 2)."""
+PAPER_BLOCKS = ((2, 64), (2, 128), (2, 256), (3, 512), (3, 512))
+"""The detector paper's Table 2: (3x3 ReLU convolutions, filters) per block, each block
+closed by a 2x2 max-pool of stride 2; 12 convolutions, 224x224x3 -> 7x7x512."""
 POOLINGS = (None, "avg", "max")
 WEIGHT_SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras")
 _PARTIAL_LOAD_WARNINGS = (
@@ -283,13 +290,52 @@ def check_detector(kind: str) -> str:
     return kind
 
 
-def build_conv_base(
-    image_size: int = 224, weights: str | Path | None = None, init_seed: int = 0
-) -> keras.Model:
-    """VGG16 without top or pooling (13 convs, 5 max-pools): 224x224x3 -> 7x7x512.
+def check_detector_base(base: str) -> str:
+    """Return ``base`` if it is one of ``DETECTOR_BASES``, else raise ConfigError."""
+    if base not in DETECTOR_BASES:
+        raise ConfigError(
+            f"base={base!r} is not known; choose one of {', '.join(DETECTOR_BASES)}")
+    return base
 
-    Named "conv_base"; ``weights`` and ``init_seed`` as in ``build_backbone``."""
-    return _build_cnn("vgg16", image_size, weights, None, init_seed, "conv_base")
+
+def detector_input_scale(base: str) -> str:
+    """Pixel scale a detector base expects: "caffe" for Keras' VGG16, "unit" (0..1, the
+    paper's "normalization") for the Table 2 base trained from scratch."""
+    return "unit" if check_detector_base(base) == "paper" else input_scale("vgg16")
+
+
+def build_paper_base(image_size: int = 224, init_seed: int = 0) -> keras.Model:
+    """The detector paper's Table 2 base, randomly initialised (seeded by ``init_seed``):
+    blocks of 2-2-2-3-3 Conv2D 3x3 ReLU "same" (64 ... 512 filters), each closed by
+    MaxPooling2D(2, strides=2). Layers ``block<b>_conv<i>`` and ``block<b>_pool``."""
+    _check_image_size(image_size)
+    keras.utils.set_random_seed(init_seed)
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    x = inputs
+    for block, (n_convs, filters) in enumerate(PAPER_BLOCKS, start=1):
+        for i in range(1, n_convs + 1):
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu",
+                              name=f"block{block}_conv{i}")(x)
+        x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+    return keras.Model(inputs, x, name="conv_base")
+
+
+def build_conv_base(
+    image_size: int = 224, weights: str | Path | None = None, init_seed: int = 0,
+    base: str = "vgg16",
+) -> keras.Model:
+    """The detector's conv base, named "conv_base", without top or pooling: 224x224x3 ->
+    7x7x512. ``base="vgg16"``: Keras VGG16 (13 convs, 5 max-pools; ``weights`` and
+    ``init_seed`` as in ``build_backbone``); ``base="paper"``: Table 2 (12 convs), which
+    has no ImageNet weights (None or a weights file)."""
+    if check_detector_base(base) == "vgg16":
+        return _build_cnn("vgg16", image_size, weights, None, init_seed, "conv_base")
+    if weights == "imagenet":
+        raise ConfigError("base='paper' (Table 2) has no ImageNet weights: use weights=None "
+                          "(random init, as the paper) or a weights file")
+    path = None if weights is None else _weights_path(weights)
+    model = build_paper_base(image_size, init_seed)
+    return model if path is None else load_weights_file(model, path)
 
 
 def build_detector_head(
@@ -297,11 +343,13 @@ def build_detector_head(
     map_shape: tuple[int, int, int] = (7, 7, 512),
     n_classes: int = 3,
     lstm_units: int = 64,
-    dropout: float = 0.5,
+    dropout: float = 0.0,
 ) -> keras.Model:
     """Classifier on a conv feature map: "cnn_lstm" reads the h x w map as h*w steps of c
-    channels (49 x 512 at 224 px) -> LSTM -> dropout -> softmax; "cnn" flattens -> dropout
-    -> softmax. The paper gives no LSTM size; 64 units is our choice (``lstm_units``)."""
+    channels (49 x 512 at 224 px) -> LSTM -> fully connected softmax; "cnn" (the paper's
+    competitor, whose classifier the paper does not spell out) flattens -> fully connected
+    softmax. The paper gives no LSTM size; 64 units is our choice (``lstm_units``). The
+    paper mentions no dropout: ``dropout`` > 0 adds one before the softmax."""
     check_detector(kind)
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout={dropout!r} must be in [0, 1)")
@@ -312,7 +360,8 @@ def build_detector_head(
         x = layers.LSTM(lstm_units, name="lstm")(x)
     else:
         x = layers.Flatten(name="flatten")(inputs)
-    x = layers.Dropout(dropout, name="dropout")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="class_proba")(x)
     return keras.Model(inputs, outputs, name=f"detector_head_{kind}")
 
@@ -335,11 +384,13 @@ def build_detector(
     init_seed: int = 0,
     n_classes: int = 3,
     lstm_units: int = 64,
-    dropout: float = 0.5,
+    dropout: float = 0.0,
+    base: str = "vgg16",
 ) -> keras.Model:
-    """Whole detector (VGG16 conv base + "cnn" or "cnn_lstm" head), for end-to-end training."""
+    """Whole detector (``base`` conv base + "cnn" or "cnn_lstm" head), for end-to-end
+    training."""
     check_detector(kind)
-    conv_base = build_conv_base(image_size, weights, init_seed)
+    conv_base = build_conv_base(image_size, weights, init_seed, base)
     map_shape = tuple(conv_base.output_shape[1:])
     head = build_detector_head(kind, map_shape, n_classes, lstm_units, dropout)
     return compose_detector(conv_base, head, trainable)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -188,7 +189,7 @@ def test_end_to_end_builder_trainability() -> None:
 def test_detector_conv_base_and_lstm_shapes(detector) -> None:
     conv_base = detector.get_layer("conv_base")
     assert conv_base.output_shape == (None, 7, 7, 512)
-    assert sum(l.__class__.__name__ == "Conv2D" for l in conv_base.layers) == 13
+    assert sum(l.__class__.__name__ == "Conv2D" for l in conv_base.layers) == 13  # Keras VGG16
     assert sum(l.__class__.__name__ == "MaxPooling2D" for l in conv_base.layers) == 5
     lstm = detector.get_layer("detector_head_cnn_lstm").get_layer("lstm")
     assert tuple(lstm.input.shape) == (None, 49, 512)
@@ -196,6 +197,56 @@ def test_detector_conv_base_and_lstm_shapes(detector) -> None:
     proba = np.asarray(detector(_images(1, 224, 224, 3)))
     assert proba.shape == (1, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+# The detector paper's Table 2, row by row: (layer, output shape). Each block's pool
+# output is the next block's input size in the table; 12 convolutions, 5 max-pools.
+TABLE_2 = [
+    ("Conv2D", (224, 224, 64)), ("Conv2D", (224, 224, 64)), ("MaxPooling2D", (112, 112, 64)),
+    ("Conv2D", (112, 112, 128)), ("Conv2D", (112, 112, 128)), ("MaxPooling2D", (56, 56, 128)),
+    ("Conv2D", (56, 56, 256)), ("Conv2D", (56, 56, 256)), ("MaxPooling2D", (28, 28, 256)),
+    ("Conv2D", (28, 28, 512)), ("Conv2D", (28, 28, 512)), ("Conv2D", (28, 28, 512)),
+    ("MaxPooling2D", (14, 14, 512)),
+    ("Conv2D", (14, 14, 512)), ("Conv2D", (14, 14, 512)), ("Conv2D", (14, 14, 512)),
+    ("MaxPooling2D", (7, 7, 512)),
+]
+
+
+def test_paper_base_is_table_2() -> None:
+    base = models.build_conv_base(224, None, base="paper")
+    got = [(l.__class__.__name__, tuple(l.output.shape[1:])) for l in base.layers[1:]]
+    assert got == TABLE_2
+    assert sum(kind == "Conv2D" for kind, _ in got) == 12
+    for layer in base.layers[1:]:
+        if isinstance(layer, keras.layers.Conv2D):
+            assert layer.kernel_size == (3, 3) and layer.padding == "same"
+            assert layer.activation.__name__ == "relu"
+        else:
+            assert layer.pool_size == (2, 2) and layer.strides == (2, 2)
+    model = models.build_detector("cnn_lstm", 224, base="paper")
+    head = model.get_layer("detector_head_cnn_lstm")
+    assert [l.__class__.__name__ for l in head.layers] == [
+        "InputLayer", "Reshape", "LSTM", "Dense"]
+    assert tuple(head.get_layer("map_as_sequence").output.shape) == (None, 49, 512)
+    assert head.get_layer("class_proba").activation.__name__ == "softmax"
+    assert model.output_shape == (None, 3)
+
+
+def test_paper_base_has_no_imagenet_weights_and_seeds_its_init() -> None:
+    with pytest.raises(ConfigError, match="base='paper'.*ImageNet"):
+        models.build_conv_base(64, "imagenet", base="paper")
+    with pytest.raises(ConfigError, match="base='resnet'"):
+        models.build_detector("cnn", 64, base="resnet")
+    one, two = (models.build_conv_base(64, None, 7, base="paper") for _ in range(2))
+    assert _same_weights(one, two)
+    assert not _same_weights(one, models.build_conv_base(64, None, 8, base="paper"))
+
+
+def test_detector_head_has_no_dropout_unless_asked() -> None:
+    plain = models.build_detector_head("cnn", (2, 2, 512))
+    assert not any(isinstance(l, keras.layers.Dropout) for l in plain.layers)
+    dropped = models.build_detector_head("cnn_lstm", (2, 2, 512), dropout=0.5)
+    assert dropped.get_layer("dropout").rate == 0.5
 
 
 def test_cnn_head_is_a_softmax_over_the_flattened_map() -> None:
