@@ -65,6 +65,40 @@ def test_backbone_names_agree_with_models() -> None:
 
     assert batch.BACKBONES == models.BACKBONES
     assert batch.DETECTOR_MODELS == models.DETECTOR_MODELS
+    assert batch.DETECTOR_BASES == models.DETECTOR_BASES
+
+
+def test_paper_gpu_profile_plans_the_published_detector_offline(tmp_path: Path) -> None:
+    from cxrlib import detector
+
+    plan = batch.plan("paper-gpu", tmp_path, tmp_path / "out")
+    detector_runs = [r for r in plan.runs if r.notebook == "detector"]
+    assert len(detector_runs) == 2 * 5
+    for run in detector_runs:
+        config = detector.Config(**batch._run_config(run, detector.Config)).check()
+        assert (config.base, config.weights, config.trainable) == ("paper", None, True)
+        assert (config.image_size, config.epochs, config.learning_rate) == (224, 200, 1e-4)
+        assert config.n_per_class == detector.PAPER_COUNTS and config.early_stopping is None
+        assert config.dropout == 0.0
+    cpu = batch.plan("paper", tmp_path, tmp_path / "out", models=["cnn"], folds=[0])
+    assert cpu.runs[-1].parameters["base"] == "vgg16"
+    batch.prepare_features(batch.plan("paper-gpu", tmp_path, tmp_path / "out", backbones=[],
+                                      models=["cnn"], folds=[0]), progress=False)
+    assert not (tmp_path / "out").exists()  # end to end: no data read, nothing cached
+
+
+def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path) -> None:
+    small = {"image_size": 32, "batch_size": 4, "epochs": 10}
+    plan = batch.plan("paper-gpu", tmp_path, tmp_path / "out", backbones=[], folds=[0, 1],
+                      overrides=small)
+    cost = batch.end_to_end_cost(plan, steps=1)
+    assert list(cost["model"]) == ["cnn", "cnn_lstm"] and (cost["runs"] == 2).all()
+    assert (cost["images"] == 421).all() and (cost["s_per_step"] > 0).all()
+    assert (cost["hours"] > 0).all()
+    message = batch.cost_message(cost)
+    assert "s/step" in message and "total" in message and "PU" in message  # CPU or GPU
+    frozen = batch.plan("quick", tmp_path, tmp_path / "out", backbones=[], overrides=small)
+    assert batch.end_to_end_cost(frozen) is None
 
 
 @pytest.mark.slow

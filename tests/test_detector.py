@@ -221,3 +221,103 @@ def test_source_classifier_reports_rates(table):
     assert result["majority_rate"] == pytest.approx(2 / 3)
     # the sample's adults and children differ in framing: the thumbnail sees it
     assert result["thumbnail"] > result["majority_rate"]
+
+
+# --------------------------------------------------------------------------- the paper's base
+PAPER_SMALL = dict(base="paper", weights=None, trainable=True, image_size=64, epochs=2,
+                   n_per_class=8, batch_size=8)
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(base="resnet"), "base='resnet'"),
+    (dict(base="paper", weights="imagenet", trainable=True), "base='paper'.*weights=None"),
+    (dict(base="paper", weights=None, trainable=False), "base='paper'.*trainable=True"),
+    (dict(dropout=1.0), "dropout"),
+])
+def test_check_rejects_contradictory_base_settings(changes, words):
+    with pytest.raises(ConfigError, match=words):
+        Config(**changes).check()
+
+
+def test_end_to_end_runs_extract_nothing(table, tmp_path):
+    config = Config(**{**SMALL, **PAPER_SMALL}).check()
+    feature_table, found = detector.extract(table, config, tmp_path / "cache", progress=False)
+    assert found == {} and len(feature_table) == 0 and "status" in feature_table
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.fixture(scope="module")
+def small_table(sample_dir: Path) -> pd.DataFrame:
+    return detector.dataset(sample_dir, Config(**PAPER_SMALL).check())
+
+
+def _paper_run(table, kind: str, region: str = "full"):
+    config = Config(**PAPER_SMALL, model=kind).check()
+    train, test = detector.make_split(table, config)
+    predictions, history, model = detector.train_and_predict(table, train, test, {}, config,
+                                                             region=region)
+    return config, test, predictions, history, model
+
+
+@pytest.mark.parametrize("kind", ["cnn", "cnn_lstm"])
+def test_paper_base_trains_end_to_end(small_table, kind):
+    config, test, predictions, history, model = _paper_run(small_table, kind)
+    assert len(predictions) == len(test) and len(history) == 2
+    assert np.isfinite(history["loss"]).all()
+    base = model.get_layer(f"detector_{kind}").get_layer("conv_base")
+    assert base.trainable and sum(l.__class__.__name__ == "Conv2D" for l in base.layers) == 12
+    assert model.get_layer("augmentation") is not None
+    proba = predictions[[f"p_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    # the test images are predicted plain (augmentation is off outside training)
+    images = detector.load_images(small_table["path"].iloc[test], config)
+    np.testing.assert_allclose(proba, training.predict(model, images), rtol=1e-5, atol=1e-6)
+    # every weight of the base moved from its random initialisation
+    start = models.build_conv_base(64, None, config.init_seed, base="paper")
+    moved = [not np.allclose(a, b) for a, b in zip(start.get_weights(), base.get_weights())]
+    assert all(moved)
+
+
+def test_paper_base_same_seed_same_metrics(small_table):
+    first = detector.evaluate(_paper_run(small_table, "cnn")[2])
+    second = detector.evaluate(_paper_run(small_table, "cnn")[2])
+    assert first == second
+
+
+def test_lungs_blanked_images_for_the_end_to_end_audit(small_table):
+    config = Config(**PAPER_SMALL).check()
+    paths = small_table["path"].iloc[:2]
+    full = detector.load_images(paths, config)
+    border = detector.load_images(paths, config, region="border")
+    assert full.shape == border.shape == (2, 64, 64, 3)
+    assert 0.0 <= full.min() and full.max() <= 1.0  # the paper base's 0..1 scale
+    assert (border[:, 32, 32] == 0).all() and (full[:, 32, 32] != 0).any()
+    np.testing.assert_array_equal(border[:, 0, 0], full[:, 0, 0])
+    with pytest.raises(ConfigError, match="region"):
+        detector.load_images(paths, config, region="lungs")
+
+
+def test_shortcut_audit_trains_its_own_end_to_end_network(small_table, tmp_path):
+    config = Config(**PAPER_SMALL, model="cnn").check()
+    train, test = detector.make_split(small_table, config)
+    audit = detector.shortcut_audit(small_table, train, test, config, tmp_path / "cache",
+                                    full_accuracy=0.5, progress=False)
+    assert 0.0 <= audit["lungs_blanked"] <= 1.0 and audit["full_image"] == 0.5
+    assert not (tmp_path / "cache").exists()  # nothing was cached
+
+
+def test_cost_estimate_from_real_steps():
+    config = Config(**{**PAPER_SMALL, "image_size": 32, "batch_size": 4}).check()
+    step = detector.measure_step_cost(config, steps=2, warmup=1)
+    assert step["train_step_s"] > 0 and step["predict_step_s"] > 0
+    assert step["first_step_s"] > 0 and step["base"] == "paper"
+    cost = detector.estimate_cost(step, n_images=421, n_folds=5, epochs=200, runs=10)
+    assert cost["train_steps_per_epoch"] == 84  # (421 - ceil(421 / 5)) / 4 = 336 / 4
+    assert cost["epoch_s"] == pytest.approx(84 * step["train_step_s"]
+                                            + 22 * step["predict_step_s"])
+    assert cost["total_s"] == pytest.approx(10 * 2 * 200 * cost["epoch_s"])
+    assert cost["total_hours"] == pytest.approx(cost["total_s"] / 3600)
+    alone = detector.estimate_cost(step, 421, 5, 200, runs=10, audit=False)
+    assert alone["total_s"] == pytest.approx(cost["total_s"] / 2)
+    with pytest.raises(ConfigError, match="steps"):
+        detector.measure_step_cost(config, steps=0)
