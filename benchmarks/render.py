@@ -151,6 +151,32 @@ def patients_lines(section: dict) -> list[str]:
             f"Linear fit: {num(fit['slope'])} s per patient + {num(fit['intercept'])} s{r2}."]
 
 
+def paper_detector_lines(section: dict | None) -> list[str]:
+    if (status := skipped(section)) is not None:
+        return [f"**The detector as published** (Table 2 base, end to end): {status}."]
+    rows = [[name, stat(b["train_step_s"]), stat(b["predict_step_s"]),
+             str(b["train_steps_per_epoch"]), num(b["epoch_s"]), num(b["folds_s"] / 3600),
+             num(b["folds_with_audit_s"] / 3600)]
+            for name, b in section["models"].items()]
+    grid = section["grid"]
+    return [f"**The detector as published**: the paper's Table 2 base (12 convolutions) "
+            f"trained end to end from random initialisation, augmentation in the graph, on "
+            f"this machine's {section['device']}, {section['image_size']} px, batch "
+            f"{section['batch_size']}: {section['steps']} timed training step(s) and "
+            f"prediction batch(es) per model after {section['warmup']} untimed one. An "
+            f"epoch is the training steps over 4/5 of {section['n_images']} images plus "
+            f"predicting the held-out fold; a run is {section['epochs']} epochs; the "
+            f"shortcut audit trains a second network per run.", "",
+            *table(["Model", "Training step (s)", "Prediction batch (s)", "Steps / epoch",
+                    "Epoch (s)", f"{section['n_folds']} folds (h)",
+                    f"{section['n_folds']} folds + audit (h)"], rows), "",
+            f"The whole {section['n_folds']}-fold × 2-model grid: "
+            f"**{num(grid['without_audit_hours'])} h**, "
+            f"{num(grid['with_audit_hours'])} h with the shortcut audit runs "
+            f"(`cxr batch --profile paper-gpu --estimate` measures it on any machine). The "
+            f"CPU mode (frozen Keras VGG16 base, cached features) is the `whole` row below."]
+
+
 def whole_lines(section: dict) -> list[str]:
     if not section or "runs" not in section:
         status = (section or {}).get("status", "not run")
@@ -186,7 +212,8 @@ def render_markdown(result: dict) -> str:
     scaling = result.get("scaling") or {}
     blocks = [machine_lines(result), extraction_lines(result.get("extraction")),
               naive_lines(result.get("cached_vs_naive")), threads_lines(scaling.get("threads")),
-              patients_lines(scaling.get("patients")), whole_lines(result.get("whole"))]
+              patients_lines(scaling.get("patients")),
+              paper_detector_lines(result.get("paper_detector")), whole_lines(result.get("whole"))]
     commands = [f"`{result.get('command', 'python -m benchmarks')}`"]
     for update in result.get("updates", []):
         sections = ", ".join(update["settings"]["sections"])

@@ -6,6 +6,8 @@ Sections (each JSON key is one section; ``--only`` picks some):
 - ``cached_vs_naive``: cached features + head against the end-to-end Keras model;
 - ``scaling.threads``: extraction at 1, 2, ... threads (one subprocess each);
 - ``scaling.patients``: one cached ProgNet run as the cohort grows 1x, 2x, 4x;
+- ``paper_detector``: seconds per training step and per epoch of the detector paper's
+  Table 2 base trained end to end, extrapolated to its 5-fold x 2-model grid;
 - ``whole`` (with ``--whole`` or ``--only whole``): ``cxr batch`` from a cold and a warm
   cache.
 
@@ -30,10 +32,10 @@ from benchmarks.machine import load_average, machine_info, now, usable_cpus, ver
 from benchmarks.stats import SPREAD
 
 ALL_BACKBONES = ["alexnet", "vgg16", "vgg19", "resnet50"]
-SECTIONS = ("extraction", "cached_vs_naive", "threads", "patients", "whole")
+SECTIONS = ("extraction", "cached_vs_naive", "threads", "patients", "paper_detector", "whole")
 SECTION_KEYS = {"extraction": ("extraction",), "cached_vs_naive": ("cached_vs_naive",),
                 "threads": ("scaling", "threads"), "patients": ("scaling", "patients"),
-                "whole": ("whole",)}
+                "paper_detector": ("paper_detector",), "whole": ("whole",)}
 """Where each section's block sits in the JSON."""
 DEFAULT_SECTIONS = SECTIONS[:-1]
 """What a run measures without ``--only``; ``--whole`` adds the long ``whole`` section."""
@@ -44,11 +46,11 @@ SCHEMA_VERSION = 1
 
 FULL = {"backbones": ALL_BACKBONES, "image_size": 224, "images": 64, "repeats": 3,
         "naive_epochs": 3, "cached_epochs": None, "scaling_backbone": "resnet50",
-        "threads": None, "factors": [1, 2, 4], "max_patients": None}
+        "threads": None, "factors": [1, 2, 4], "max_patients": None, "paper_steps": 3}
 """Defaults of a full run (None: derived, see ``resolve``)."""
 QUICK = {"backbones": ["alexnet"], "image_size": 64, "images": 16, "repeats": 1,
          "naive_epochs": 2, "cached_epochs": 3, "scaling_backbone": "alexnet",
-         "threads": [1, 2], "factors": [1, 2], "max_patients": 12}
+         "threads": [1, 2], "factors": [1, 2], "max_patients": 12, "paper_steps": 1}
 """Defaults of ``--quick`` (a smoke test: seconds, not meaningful figures)."""
 
 
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--threads", type=int, nargs="+", help="thread counts (default 1, 2, 4 .. cores)")
     add("--factors", type=int, nargs="+", help="cohort repetitions (default 1 2 4)")
     add("--max-patients", type=int, help="use at most this many patients of the cohort")
+    add("--paper-steps", type=int, help="timed training steps per model of the paper's "
+        "detector (default 3; quick: 1)")
     add("--whole", action="store_true", help="also time `cxr batch` cold and warm (long)")
     add("--whole-profile", default="paper", help="`cxr batch` profile (sample: quick check)")
     add("--whole-data-dir", type=Path, help="data for --whole (default: --data-dir)")
@@ -177,7 +181,7 @@ class Runner:
 
 def run_sections(runner: Runner, settings: dict, data_dir: Path, work: Path) -> None:
     """Every selected section, in the order that keeps TensorFlow state comparable."""
-    from benchmarks import extraction, prognet_cost, scaling
+    from benchmarks import extraction, paper_detector, prognet_cost, scaling
 
     s, chosen = settings, settings["sections"]
     for name in DEFAULT_SECTIONS:
@@ -199,6 +203,9 @@ def run_sections(runner: Runner, settings: dict, data_dir: Path, work: Path) -> 
         runner.section(SECTION_KEYS["threads"], scaling.run_threads, data_dir,
                        s["scaling_backbone"], s["image_size"], s["images"], s["repeats"],
                        s["threads"], work, s["batch_size"])
+    if "paper_detector" in chosen:
+        runner.section(SECTION_KEYS["paper_detector"], paper_detector.run, s["image_size"],
+                       s["batch_size"], s["paper_steps"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,9 @@ BASELINE_TITLES = {"model": "model", "majority": "baseline: majority class",
                    "mean_features": "baseline: mean of series + logistic regression"}
 CLASSES = ("covid19", "pneumonia", "normal")
 CLASS_TITLES = {"covid19": "COVID-19", "pneumonia": "pneumonia", "normal": "normal"}
+BASE_TITLES = {"vgg16": "frozen Keras VGG16 base, cached features",
+               "paper": "Table 2 base trained end to end"}
+"""What produced a detector table's numbers, by ``base`` (``models.DETECTOR_BASES``)."""
 
 
 def run_folders(results_dir: str | Path, experiment: str) -> list[Path]:
@@ -134,8 +137,8 @@ def detector_runs(results_dir: str | Path) -> pd.DataFrame:
         payload = _read(folder)
         parameters, values = payload["parameters"], payload["metrics"]
         for name, per_class in values["per_class"].items():
-            rows.append({"model": parameters["model"], "fold": parameters["fold"],
-                         "class": name, "accuracy": values["accuracy"],
+            rows.append({"model": parameters["model"], "base": parameters.get("base", "vgg16"),
+                         "fold": parameters["fold"], "class": name, "accuracy": values["accuracy"],
                          "macro_f1": values["macro_f1"], "folder": str(folder),
                          **{k: per_class.get(k) for k in ("specificity", "sensitivity", "precision", "f1",
                                                           "support")}})
@@ -146,7 +149,8 @@ def detector_per_class(runs: pd.DataFrame) -> pd.DataFrame:
     """The paper's Tables 3/4: per model and class, mean +/- std over folds, paper beside."""
     rows = []
     for (model, name), group in runs.groupby(["model", "class"], sort=False):
-        row = {"model": model, "class": CLASS_TITLES[name], "folds": len(group)}
+        row = {"model": model, "base": _bases(group), "class": CLASS_TITLES[name],
+               "folds": len(group)}
         for metric in ("specificity", "sensitivity", "f1"):
             values = group[metric].astype(float)
             row[metric] = f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
@@ -163,13 +167,24 @@ def detector_overall(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
         y = pooled["label"].to_numpy()
         proba = pooled[[f"p_{c}" for c in CLASSES]].to_numpy()
         accuracy = lambda t, p: float((p.argmax(axis=1) == t).mean())  # noqa: E731
-        rows.append({"model": model, "folds": len(group),
+        rows.append({"model": model, "base": _bases(group), "folds": len(group),
                      "accuracy": f"{group['accuracy'].mean():.3f} ± {group['accuracy'].std(ddof=1) if len(group) > 1 else 0:.3f}",
                      "accuracy 95% CI (pooled)": _ci(accuracy, y, proba),
                      "misclassified (pooled)": int((proba.argmax(axis=1) != y).sum()),
                      "test images (pooled)": len(pooled),
                      "accuracy (paper)": paper.DETECTOR[model]["accuracy"]})
     return pd.DataFrame(rows)
+
+
+def _bases(group: pd.DataFrame) -> str:
+    """The conv base(s) of a group of detector runs (one, unless runs were mixed)."""
+    return ", ".join(sorted(group["base"].unique()))
+
+
+def base_caption(bases) -> str:
+    """Which base produced a detector table, in words (``BASE_TITLES``)."""
+    names = sorted({b.strip() for text in bases for b in str(text).split(",")})
+    return "; ".join(f"{BASE_TITLES.get(n, n)} (`base={n}`)" for n in names)
 
 
 def detector_confusion(predictions: pd.DataFrame, model: str) -> list[list[int]]:
@@ -194,7 +209,8 @@ def shortcut_table(results_dir: str | Path) -> pd.DataFrame:
 def literature_table(overall: pd.DataFrame, weights_note: str) -> pd.DataFrame:
     """The detector paper's Table 5 with our models' pooled accuracy added."""
     table = paper.literature_table()
-    ours = [{"study": f"this reproduction ({weights_note})", "model": row.model,
+    ours = [{"study": f"this reproduction ({BASE_TITLES.get(row.base, row.base)}; "
+                      f"{weights_note})", "model": row.model,
              "accuracy": float(row.accuracy.split(" ")[0])} for row in overall.itertuples()]
     return pd.concat([table, pd.DataFrame(ours)], ignore_index=True)
 
@@ -256,8 +272,10 @@ def results_markdown(results: dict[str, str | Path]) -> str:
                   table_ii[keep].fillna("").to_markdown(index=False), ""]
         overall = tables / "detector_overall.csv"
         if overall.exists():
-            lines += ["**Detector** (mean ± std over folds):", "",
-                      pd.read_csv(overall).to_markdown(index=False), ""]
+            overall = pd.read_csv(overall)
+            made_by = base_caption(overall["base"]) if "base" in overall else BASE_TITLES["vgg16"]
+            lines += [f"**Detector** ({made_by}; mean ± std over folds):", "",
+                      overall.to_markdown(index=False), ""]
         shortcut = tables / "shortcut_audit.csv"
         if shortcut.exists() and shortcut.stat().st_size > 1:
             lines += ["**Shortcut audit** (accuracy; lungs blanked vs full image, and a plain "

@@ -92,4 +92,5 @@ def time_steps(model, x: np.ndarray, y: np.ndarray, steps: int = 3, warmup: int 
     return {"train_step_s": float(np.median(train[warmup:])),
             "predict_step_s": float(np.median(predict[warmup:])),
             "first_step_s": float(train[0]) if warmup else None, "steps": steps,
-            "warmup": warmup}
+            "warmup": warmup, "train_step_times": train[warmup:],
+            "predict_step_times": predict[warmup:]}

@@ -56,3 +56,30 @@ def test_fast_bootstrap_scorers_agree_with_binary_metrics(name: str) -> None:
         y, s = rng.integers(0, 2, 9), rng.random(9)
         fast, slow = compare._binary_scorer(name)(y, s), binary_metrics(y, s)[name]
         assert (np.isnan(fast) and (slow is None or np.isnan(slow))) or fast == pytest.approx(slow)
+
+
+def test_detector_tables_say_which_base_made_them(tmp_path: Path) -> None:
+    from cxrlib import models
+
+    assert set(compare.BASE_TITLES) == set(models.DETECTOR_BASES)
+    rows = [{"model": "cnn", "base": "paper", "fold": fold, "class": name, "accuracy": 0.9,
+             "macro_f1": 0.9, "specificity": 0.9, "sensitivity": 0.9, "f1": 0.9}
+            for fold in (0, 1) for name in compare.CLASSES]
+    runs = pd.DataFrame(rows)
+    per_class = compare.detector_per_class(runs)
+    assert list(per_class.columns[:2]) == ["model", "base"] and set(per_class["base"]) == {"paper"}
+    predictions = pd.DataFrame({"model": "cnn", "label": [0, 1, 2],
+                                "p_covid19": [0.8, 0.1, 0.1], "p_pneumonia": [0.1, 0.8, 0.1],
+                                "p_normal": [0.1, 0.1, 0.8]})
+    overall = compare.detector_overall(runs, predictions)
+    assert overall.loc[0, "base"] == "paper"
+    assert "Table 2 base trained end to end" in compare.literature_table(overall, "w")["study"].iloc[-1]
+    assert compare.base_caption(["paper, vgg16"]) == (
+        "Table 2 base trained end to end (`base=paper`); "
+        "frozen Keras VGG16 base, cached features (`base=vgg16`)")
+    folder = _results(tmp_path / "results" / "quick")  # a table from before `base` existed
+    assert "**Detector** (frozen Keras VGG16 base, cached features;" in compare.results_markdown(
+        {"Old": folder})
+    overall.to_csv(folder / "tables" / "detector_overall.csv", index=False)
+    assert "**Detector** (Table 2 base trained end to end (`base=paper`);" in (
+        compare.results_markdown({"New": folder}))
