@@ -116,19 +116,32 @@ def load_series(paths: list[str], image_size: int, backbone: str) -> np.ndarray:
     return np.stack([load_image(p, image_size, 3, input_scale(backbone)) for p in paths])
 
 
+def detector_parts(config, trained):
+    """(conv base, head) of a trained detector: the network's own parts when it trained end
+    to end, else the frozen base rebuilt with the run's settings and the trained head."""
+    from cxrlib import models
+
+    if config.trainable:
+        network = trained.get_layer(f"detector_{config.model}")
+        return network.get_layer("conv_base"), network.get_layer(f"detector_head_{config.model}")
+    return models.build_conv_base(config.image_size, config.weights, config.init_seed), trained
+
+
 def detector_cams(results_dir: str | Path, data_dir: str | Path, cache_dir: str | Path,
                   fold: int = 0, models_: tuple[str, ...] = ("cnn", "cnn_lstm")):
     """Grad-CAM of one test image per class for each detector model of ``fold``:
     (images, heat maps, titles) for ``explain.plot_cams``."""
     from cxrlib import explain, models
+    from cxrlib.images import load_image
 
     images, cams, titles = [], [], []
     for model in models_:
         run = Path(results_dir) / "detector" / model / f"fold-{fold}"
-        config, _, _, _, head, predictions = retrain_detector(run, data_dir, cache_dir)
-        base = models.build_conv_base(config.image_size, config.weights, config.init_seed)
+        config, _, _, _, trained, predictions = retrain_detector(run, data_dir, cache_dir)
+        base, head = detector_parts(config, trained)
+        scale = models.detector_input_scale(config.base)
         for row in predictions.groupby("class").head(1).to_dict("records"):
-            image = load_series([row["path"]], config.image_size, "vgg16")[0]
+            image = load_image(row["path"], config.image_size, 3, scale)
             images.append(image)
             cams.append(explain.detector_grad_cam(base, head, image))
             titles.append(f"{model}: {row['class']} -> {row['predicted']}")

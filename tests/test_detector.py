@@ -321,3 +321,15 @@ def test_cost_estimate_from_real_steps():
     assert alone["total_s"] == pytest.approx(cost["total_s"] / 2)
     with pytest.raises(ConfigError, match="steps"):
         detector.measure_step_cost(config, steps=0)
+
+
+def test_grad_cam_reads_the_end_to_end_network_s_own_parts(small_table):
+    from cxrlib import explain, qualitative
+
+    config, test, predictions, _, model = _paper_run(small_table, "cnn_lstm")
+    base, head = qualitative.detector_parts(config, model)
+    images = detector.load_images(small_table["path"].iloc[test], config)
+    proba = predictions[[f"p_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(np.asarray(head(base(images))), proba, rtol=1e-5, atol=1e-6)
+    cam = explain.detector_grad_cam(base, head, images[0])
+    assert cam.shape == (64, 64) and 0.0 <= cam.min() and cam.max() <= 1.0
