@@ -199,3 +199,21 @@ def test_failed_sections_reads_every_stored_status() -> None:
     result["scaling"]["patients"] = {"status": "failed: ValueError: x"}
     result["whole"] = {"status": "failed: cold (see log)"}
     assert failed_sections(result) == ["scaling.patients", "whole"]
+
+
+def test_paper_detector_section_measures_and_renders(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import paper_detector
+
+    block = paper_detector.run(image_size=32, batch_size=4, steps=1, log=lambda m: None)
+    assert set(block["models"]) == {"cnn", "cnn_lstm"} and block["epochs"] == 200
+    assert block["n_images"] == 421 and block["n_folds"] == 5
+    for model in block["models"].values():
+        assert STAT_KEYS <= set(model["train_step_s"]) and model["train_step_s"]["median"] > 0
+        assert model["folds_with_audit_s"] == pytest.approx(2 * model["folds_s"])
+    grid = block["grid"]
+    assert grid["with_audit_s"] == pytest.approx(
+        sum(m["folds_with_audit_s"] for m in block["models"].values()))
+    assert grid["without_audit_hours"] == pytest.approx(grid["without_audit_s"] / 3600)
+    lines = "\n".join(render.paper_detector_lines({"status": "ok", **block}))
+    assert "| cnn_lstm |" in lines and "5-fold × 2-model grid" in lines
+    assert "not run" in render.paper_detector_lines(None)[0]
