@@ -173,7 +173,7 @@ def test_both_heads_beat_chance_on_the_sample(trained, table, kind):
     assert (predictions["model"] == kind).all() and (predictions["fold"] == 0).all()
     assert len(history) == config.epochs and {"loss", "val_loss"} <= set(history.columns)
     accuracy = detector.evaluate(predictions)["accuracy"]
-    assert accuracy >= 0.6, accuracy  # chance is 1/3; measured cnn 0.83, cnn_lstm 0.72
+    assert accuracy >= 0.6, accuracy  # chance is 1/3; measured cnn 0.83, cnn_lstm 0.83 (no dropout)
     per_class = detector.per_class_table(detector.evaluate(predictions))
     assert list(per_class.index) == ["COVID-19", "pneumonia", "normal"]
 
