@@ -13,7 +13,14 @@ PROGNET_SETUP = {
     "epochs": 60, "lstm_units": 150, "dropout": 0.5, "dense_units": (1024, 500, 128, 64),
 }
 
-# Table I: TP/FN/FP/TN rates (positive = survival). Table II: mean and std over 10 runs.
+# Table I: the TP/FN/FP/TN "rates" as printed. Table II: mean and std over 10 runs.
+PROGNET_TABLE_I_NOTE = (
+    "In every row of ProgNet's Table I, TP% + FP% = 100 and FN% + TN% = 100: its rates are "
+    "shares of each *predicted* class (TP% = TP/(TP+FP), TN% = TN/(TN+FN)), not TP/(TP+FN). "
+    "The paper never says which class is positive: 'positive or negative evolution' suggests "
+    "survival, and 'by enjoying the lowest FN ... not miss negative evolution cases' suggests "
+    "death. Our tables therefore name the class each rate is about and show the paper's "
+    "numbers under both readings.")
 PROGNET = {
     "alexnet": {"tp_rate": 0.8837, "fn_rate": 0.1196, "fp_rate": 0.1163, "tn_rate": 0.8804,
                 "accuracy": (0.888, 0.08), "precision": (0.883, 0.05), "recall": (0.880, 0.09),
@@ -35,7 +42,9 @@ DETECTOR_SETUP = {
     "learning_rate": 1e-4, "max_epochs": 200,
 }
 
-# Table 3 / Table 4: per class (COVID-19, pneumonia, normal).
+# Table 3 / Table 4: per class (COVID-19, pneumonia, normal). The paper repeats the overall
+# accuracy in each class's row; ours are per-class one-vs-rest, so only the overall one is
+# compared.
 DETECTOR = {
     "cnn": {"accuracy": 0.94, "misclassified": 4,
             "specificity": {"covid19": 0.96, "pneumonia": 0.95, "normal": 0.91},
@@ -46,17 +55,29 @@ DETECTOR = {
                  "sensitivity": {"covid19": 1.00, "pneumonia": 1.00, "normal": 0.90},
                  "f1": {"covid19": 1.00, "pneumonia": 0.95, "normal": 0.95}},
 }
+DETECTOR_NOTES = {
+    "cnn_lstm": (
+        "Internally impossible as printed: with all 22 COVID-19 test images found "
+        "(sensitivity 1.00) and 42 others, F1 = 1.00 needs no false COVID-19 call, while "
+        "specificity 0.91 means about 4 of the 42 were called COVID-19, and 2 errors in 64 "
+        "allow at most 2. At most one of the three COVID-19 numbers can be right."),
+    "cnn": "",
+}
 
 # Table 5: accuracy of other COVID-19 X-ray classifiers, as the detector paper lists them.
 LITERATURE = [
     ("Loey et al.", "GoogLeNet", 0.806),
     ("Khan et al.", "CoroNet (Xception)", 0.895),
     ("Hemdan et al.", "VGG19", 0.900),
+    ("Rahimzadeh et al.", "Xception + ResNet50V2", 0.914),
     ("Apostolopoulos et al.", "VGG19", 0.935),
     ("Alqudah et al.", "AOCT-NET", 0.952),
     ("Kumar et al.", "ResNet50 + SVM", 0.954),
     ("Islam et al. (the paper)", "CNN-LSTM", 0.970),
 ]
+
+
+PROGNET_TABLE_II = ("accuracy", "precision", "recall", "f1")
 
 
 def prognet_row(backbone: str) -> dict:
