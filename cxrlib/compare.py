@@ -192,6 +192,7 @@ def detector_per_class(runs: pd.DataFrame) -> pd.DataFrame:
             values = group[metric].astype(float)
             row[metric] = f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
             row[f"{metric} (paper)"] = paper.DETECTOR[model][metric][name]
+        row["note on the paper's row"] = paper.DETECTOR_NOTES[model] if name == "covid19" else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -293,6 +294,7 @@ def results_markdown(results: dict[str, str | Path]) -> str:
                   + (f" with {info['workers']} parallel workers" if info.get("workers") else "")
                   + f" on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}), "
                   f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.", ""]
+        lines += _verdict_lines(tables / "verdict.csv")
         table_ii = pd.read_csv(tables / "prognet_table_ii.csv")
         keep = [c for c in ("backbone", "weights", "scorer", "runs", "accuracy", "accuracy 95% CI", "f1",
                             "specificity", "roc_auc", "accuracy (paper)") if c in table_ii]
@@ -312,6 +314,21 @@ def results_markdown(results: dict[str, str | Path]) -> str:
                       "classifier telling the two sources apart):", "",
                       pd.read_csv(shortcut).to_markdown(index=False), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _verdict_lines(path: Path) -> list[str]:
+    """The verdict table for the README: one row per claim (``cxrlib.verdict``)."""
+    if not path.exists():
+        return []
+    table = pd.read_csv(path).fillna("")
+    counts = table["verdict"].value_counts()
+    summary = ", ".join(f"{counts[v]} {v}" for v in ("reproduced", "not reproduced",
+                                                      "not distinguishable", "not testable here")
+                        if v in counts)
+    keep = ["paper", "claim", "paper's value", "ours", "95% CI", "verdict", "why", "from"]
+    return [f"**Verdict per claim** ({summary}; computed by `cxrlib.verdict` from the runs "
+            "below; intervals resample patients; `from` names the table in `tables/` that "
+            "holds the numbers):", "", table[keep].to_markdown(index=False), ""]
 
 
 def _shown_path(path: str, results_dir: Path) -> str:

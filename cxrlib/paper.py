@@ -95,3 +95,62 @@ def detector_table(model: str) -> pd.DataFrame:
 def literature_table() -> pd.DataFrame:
     """The detector paper's Table 5 as a DataFrame."""
     return pd.DataFrame(LITERATURE, columns=["study", "model", "accuracy"])
+
+
+# --------------------------------------------------------------------------- claims
+#: Every claim of the two papers that this reproduction tests, written down once. Each is
+#: a dict: ``key``; ``paper`` ("prognet" | "detector"); ``claim`` (the paper's words or a
+#: close paraphrase); ``source`` (where the paper makes it); ``test`` (what
+#: ``cxrlib.verdict`` computes: "value" = our estimate against the paper's number, "order"
+#: = a paired difference that must be > 0, "above" = our interval against a bar, "lungs"
+#: = the shortcut audit); the subjects and metric it needs; ``needs_paper_setup``: the
+#: claim is about the paper's own network and weights, so runs with other weights or base
+#: cannot test it (their numbers are still shown).
+CLAIMS: tuple[dict, ...] = (
+    *({"key": f"prognet.accuracy.{b}", "paper": "prognet", "test": "value",
+       "claim": f"{title} reaches accuracy {PROGNET[b]['accuracy'][0]:.3f}",
+       "source": "Table II", "backbone": b, "metric": "accuracy",
+       "target": PROGNET[b]["accuracy"][0], "needs_paper_setup": True}
+      for b, title in (("resnet50", "ProgNet (ResNet50)"), ("alexnet", "AlexNet"),
+                       ("vgg16", "VGG16"), ("vgg19", "VGG19"))),
+    {"key": "prognet.outperforms", "paper": "prognet", "test": "order", "metric": "accuracy",
+     "claim": "ProgNet (ResNet50) outperforms AlexNet, VGG16 and VGG19",
+     "source": "Table II, Section IV-B", "better": "resnet50",
+     "worse": ("alexnet", "vgg16", "vgg19"), "needs_paper_setup": True},
+    {"key": "prognet.lowest_fn_fp", "paper": "prognet", "test": "order",
+     "claim": "ProgNet has the lowest FN and FP rates", "source": "Table I, Section IV-B",
+     "metric": ("precision", "npv"), "better": "resnet50", "worse": ("alexnet", "vgg16", "vgg19"),
+     "needs_paper_setup": True},
+    {"key": "prognet.series_beats_last_image", "paper": "prognet", "test": "order",
+     "claim": "the series of X-rays beats a single image (implicit in using a sequence)",
+     "source": "the method", "metric": "accuracy", "better": "resnet50",
+     "worse": ("last_image",), "needs_paper_setup": False},
+    {"key": "prognet.beats_majority", "paper": "prognet", "test": "order",
+     "claim": "the model beats predicting the majority class (implicit in every number)",
+     "source": "the method", "metric": "accuracy", "better": "resnet50",
+     "worse": ("majority",), "needs_paper_setup": False},
+    {"key": "detector.accuracy.cnn_lstm", "paper": "detector", "test": "value",
+     "claim": f"the CNN-LSTM reaches accuracy {DETECTOR['cnn_lstm']['accuracy']:.2f}",
+     "source": "Table 4", "model": "cnn_lstm", "metric": "accuracy",
+     "target": DETECTOR["cnn_lstm"]["accuracy"], "needs_paper_setup": True},
+    {"key": "detector.accuracy.cnn", "paper": "detector", "test": "value",
+     "claim": f"the CNN reaches accuracy {DETECTOR['cnn']['accuracy']:.2f}",
+     "source": "Table 3", "model": "cnn", "metric": "accuracy",
+     "target": DETECTOR["cnn"]["accuracy"], "needs_paper_setup": True},
+    {"key": "detector.outperforms", "paper": "detector", "test": "order", "metric": "accuracy",
+     "claim": "the CNN-LSTM outperforms the CNN", "source": "Section 4.2, Conclusion",
+     "better": "cnn_lstm", "worse": ("cnn",), "needs_paper_setup": False},
+    {"key": "detector.covid_sensitivity", "paper": "detector", "test": "value",
+     "claim": "COVID-19 sensitivity is 100 %", "source": "Tables 3 and 4, abstract",
+     "model": "cnn_lstm", "metric": "covid19_sensitivity",
+     "target": DETECTOR["cnn_lstm"]["sensitivity"]["covid19"], "needs_paper_setup": True},
+    {"key": "detector.beats_literature", "paper": "detector", "test": "above",
+     "claim": "the proposed CNN-LSTM beats the published systems of Table 5",
+     "source": "Table 5, Section 5", "model": "cnn_lstm", "metric": "accuracy",
+     "target": max(a for study, _, a in LITERATURE if not study.startswith("Islam")),
+     "needs_paper_setup": True},
+    {"key": "detector.from_the_lungs", "paper": "detector", "test": "lungs",
+     "claim": "the network detects COVID-19 from the lungs (implicit in the design)",
+     "source": "the method", "model": "cnn_lstm", "metric": "accuracy",
+     "needs_paper_setup": False},
+)
