@@ -198,7 +198,7 @@ def train_and_predict(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, 
                                            config.lstm_units, config.dropout)
         history = training.fit(model, x_fit, y_fit, loss="sparse_categorical_crossentropy",
                                epochs=config.epochs, batch_size=config.batch_size,
-                               learning_rate=config.learning_rate, weight_decay=None,
+                               learning_rate=config.learning_rate,
                                validation=(x_val, y_val), early_stopping=config.early_stopping)
         proba = training.predict(model, x_test)
     predictions = table.iloc[test][["path", "patient_id", "source", "class", "label"]].copy()
