@@ -32,8 +32,8 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 from tqdm import tqdm
 
-from cxrlib import runs
-from cxrlib.errors import ConfigError
+from cxrlib import paper, runs
+from cxrlib.errors import ConfigError, CxrError
 
 # The same names as cxrlib.models (kept here so `cxr --help` need not import TensorFlow;
 # a test checks they agree).
@@ -43,9 +43,11 @@ DETECTOR_BASES = ("vgg16", "paper")
 
 log = logging.getLogger(__name__)
 
-PAPER_COUNTS = {"covid19": 141, "pneumonia": 140, "normal": 140}
-PAPER_PROGNET = {"image_size": 224, "epochs": 60, "weights": "imagenet"}
-PAPER_DETECTOR = {"image_size": 224, "epochs": 200, "n_per_class": PAPER_COUNTS}
+PAPER_PROGNET = {"image_size": 224, "epochs": paper.PROGNET_SETUP["epochs"],
+                 "weights": "imagenet"}
+PAPER_DETECTOR = {"image_size": paper.DETECTOR_SETUP["image_size"],
+                  "epochs": paper.DETECTOR_SETUP["max_epochs"],
+                  "n_per_class": dict(paper.DETECTOR_SETUP["images"])}
 PROFILES: dict[str, dict[str, Any]] = {
     # The notebooks' own defaults: small images, runs in minutes on the sample data.
     "sample": {"backbones": BACKBONES, "seeds": tuple(range(10)), "models": DETECTOR_MODELS,
@@ -54,7 +56,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"backbones": ("alexnet", "resnet50"), "seeds": (0, 1), "models": DETECTOR_MODELS,
               "folds": (0, 1), "prognet": {}, "detector": {}},
     # The papers' settings (weights "imagenet" downloads on a machine with internet;
-    # add -p weights none to run offline).
+    # AlexNet, which has none in Keras, runs with random weights and says so; add
+    # -p weights none to run offline).
     "paper": {"backbones": BACKBONES, "seeds": tuple(range(10)), "models": DETECTOR_MODELS,
               "folds": tuple(range(5)),
               "prognet": PAPER_PROGNET,
@@ -84,6 +87,7 @@ class Run:
     status: str = "pending"
     seconds: float = 0.0
     error: str = ""
+    checked_ok: bool = True  # False: its parameters failed the check, it never starts
 
 
 @dataclass
@@ -143,6 +147,7 @@ def plan(profile: str, data_dir: str | Path, out: str | Path, *, backbones=None,
         for seed in _pick(seeds, spec["seeds"], "seed"):
             parameters = {**common, **spec["prognet"], **prognet_extra, "backbone": backbone,
                           "seed": int(seed)}
+            parameters.update(resolve_weights(backbone, parameters.get("weights")))
             batch.runs.append(Run("prognet", out / "prognet" / backbone / f"seed-{seed}",
                                   parameters, f"prognet {backbone} seed {seed}"))
     for model in _pick(models, DETECTOR_MODELS, "model"):
@@ -154,32 +159,64 @@ def plan(profile: str, data_dir: str | Path, out: str | Path, *, backbones=None,
     return batch
 
 
-def prepare_features(batch: Batch, progress: bool = True) -> None:
-    """Extract (and cache) every feature the runs need, once, before they start."""
-    from cxrlib import detector, prognet
+IMAGENET_MISSING = ("the profile asks for ImageNet weights, which Keras does not ship for "
+                    "{backbone}: random initialisation (init_seed) instead")
 
+
+def resolve_weights(backbone: str, weights: Any) -> dict[str, Any]:
+    """The ``weights`` (and ``weights_note``) one ProgNet run of a batch gets.
+
+    A dict gives each backbone its own value (``-p weights '{"alexnet": "a.weights.h5"}'``;
+    backbones it does not name keep the profile's ``"imagenet"``, or None). Where the
+    profile asks for ImageNet weights that cannot exist (AlexNet), the run uses None and
+    says so in ``weights_note`` (it lands in ``metrics.json`` and every table)."""
+    from cxrlib.models import IMAGENET_BACKBONES
+
+    if isinstance(weights, dict):
+        weights = weights.get(backbone, "imagenet")
+    if weights == "imagenet" and backbone not in IMAGENET_BACKBONES:
+        return {"weights": None, "weights_note": IMAGENET_MISSING.format(backbone=backbone)}
+    return {"weights": weights}
+
+
+def prepare_features(batch: Batch, progress: bool = True) -> None:
+    """Check every run and extract (and cache) the features they need, once, before they
+    start. A run whose check fails is marked failed with its message; the others go on."""
     done: set = set()
     for run in batch.runs:
         if runs.is_finished(run.out_dir):
             continue
-        if run.notebook == "prognet":
-            config = prognet.Config(**_run_config(run, prognet.Config)).check()
-            key = ("prognet", config.feature_spec().key())
-            if key not in done:
-                prognet.extract(prognet.cohort(batch.data_dir, config), config, batch.cache_dir,
-                                progress=progress)
-        else:
-            config = detector.Config(**_run_config(run, detector.Config)).check()
-            if config.trainable:  # end to end from images: nothing to cache
-                continue
-            key = ("detector", config.feature_spec().key(), config.seed, str(config.n_per_class))
-            if key not in done:
-                table = detector.dataset(batch.data_dir, config)
-                detector.extract(table, config, batch.cache_dir, progress=progress)
-                if config.shortcut_audit:
-                    detector.extract(table, config, batch.cache_dir, region="border",
-                                     progress=progress)
+        try:
+            key = _prepare_one(run, batch, done, progress)
+        except CxrError as err:  # a run that cannot start is a failed run, not a failed batch
+            run.status, run.error = "failed", f"{type(err).__name__}: {err}"[:300]
+            run.checked_ok = False
+            log.error("%s cannot run: %s", run.label, err)
+            continue
         done.add(key)
+
+
+def _prepare_one(run: Run, batch: Batch, done: set, progress: bool) -> tuple:
+    """Check one run's parameters and extract the features it needs (unless done)."""
+    from cxrlib import detector, prognet
+
+    if run.notebook == "prognet":
+        config = prognet.Config(**_run_config(run, prognet.Config)).check()
+        key = ("prognet", config.feature_spec().key())
+        if key not in done:
+            prognet.extract(prognet.cohort(batch.data_dir, config), config, batch.cache_dir,
+                            progress=progress)
+        return key
+    config = detector.Config(**_run_config(run, detector.Config)).check()
+    if config.trainable:  # end to end from images: nothing to cache
+        return ("detector", "end to end")
+    key = ("detector", config.feature_spec().key(), config.seed, str(config.n_per_class))
+    if key not in done:
+        table = detector.dataset(batch.data_dir, config)
+        detector.extract(table, config, batch.cache_dir, progress=progress)
+        if config.shortcut_audit:
+            detector.extract(table, config, batch.cache_dir, region="border", progress=progress)
+    return key
 
 
 def _config_fields(cls, values: dict) -> dict:
@@ -240,7 +277,10 @@ def cost_message(cost: pd.DataFrame) -> str:
 
 
 def execute(run: Run) -> Run:
-    """Execute one run (skip it if finished); never raises: the status says what happened."""
+    """Execute one run (skip it if finished, or if it failed its check before starting);
+    never raises: the status says what happened."""
+    if not run.checked_ok:
+        return run
     if runs.is_finished(run.out_dir):
         run.status = "skipped (finished)"
         return run

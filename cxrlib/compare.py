@@ -2,8 +2,10 @@
 
 Reads ``results/<profile>/prognet/<backbone>/seed-<k>/`` and
 ``results/<profile>/detector/<model>/fold-<k>/`` (``metrics.json``, ``predictions.csv``,
-``history.csv``); never trains anything. Confidence intervals are 95 % paired bootstrap
-intervals over the pooled test predictions (``metrics.bootstrap_ci``).
+``history.csv``); never trains anything. Confidence intervals are 95 % percentile bootstrap
+intervals over the pooled test predictions that resample *patients*
+(``metrics.cluster_bootstrap_ci``): a patient who is in the test set of several seeds, or
+who has several images, counts once per draw, so pooling seeds adds no false precision.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from cxrlib import paper
-from cxrlib.metrics import binary_metrics, bootstrap_ci, multiclass_metrics
+from cxrlib.metrics import binary_metrics, cluster_bootstrap_ci, multiclass_metrics
 
 PROGNET_SCORES = ("accuracy", "precision", "recall", "f1", "specificity", "balanced_accuracy",
                   "roc_auc")
@@ -42,6 +44,17 @@ def _read(folder: Path) -> dict:
     return json.loads((folder / "metrics.json").read_text())
 
 
+def weights_label(parameters: dict) -> str:
+    """How a run's CNN was initialised, for the tables' ``weights`` column: "imagenet",
+    "none" (random, seeded), a weights file's name, plus "(ImageNet n/a)" when the profile
+    asked for ImageNet weights that do not exist for that backbone."""
+    if parameters.get("base") == "paper":
+        return "none (trained end to end)"
+    weights = parameters.get("weights")
+    label = "none" if weights is None else Path(str(weights)).name if weights != "imagenet" else "imagenet"
+    return f"{label} (ImageNet n/a)" if parameters.get("weights_note") else label
+
+
 def prognet_runs(results_dir: str | Path) -> pd.DataFrame:
     """One row per (run, scorer): backbone, seed, scorer (model or a baseline), metrics."""
     rows = []
@@ -51,8 +64,10 @@ def prognet_runs(results_dir: str | Path) -> pd.DataFrame:
         scorers = {"model": payload["metrics"], **payload.get("baselines", {})}
         for scorer, values in scorers.items():
             rows.append({"backbone": parameters["backbone"], "seed": parameters["seed"],
+                         "weights": weights_label(parameters),
+                         "findings": parameters.get("findings", "all"),
                          "scorer": scorer, "folder": str(folder),
-                         **{k: values.get(k) for k in PROGNET_SCORES + RATES + ("tp", "fn", "fp", "tn", "n")}})
+                         **{k: values.get(k) for k in PROGNET_SCORES + RATES + ("npv", "tp", "fn", "fp", "tn", "n")}})
     return pd.DataFrame(rows)
 
 
@@ -63,8 +78,9 @@ def read_tables(results_dir: str | Path, experiment: str, name: str) -> pd.DataF
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def _ci(metric: Callable, *arrays: np.ndarray, seed: int = 0) -> str:
-    low, high = bootstrap_ci(metric, *arrays, n_resamples=1000, seed=seed)
+def _ci(metric: Callable, *arrays: np.ndarray, groups: np.ndarray, seed: int = 0) -> str:
+    """A 95 % interval resampling patients (``groups``), as text."""
+    low, high = cluster_bootstrap_ci(metric, *arrays, groups=groups, n_resamples=1000, seed=seed)
     return "n/a" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]"
 
 
@@ -80,6 +96,8 @@ def _binary_scorer(name: str, threshold: float = 0.5) -> Callable:
         values = {"accuracy": ratio(tp + tn, len(y)), "tp_rate": ratio(tp, tp + fn),
                   "fn_rate": ratio(fn, tp + fn), "fp_rate": ratio(fp, fp + tn),
                   "tn_rate": ratio(tn, fp + tn), "specificity": ratio(tn, fp + tn),
+                  "precision": ratio(tp, tp + fp) if tp + fp else 0.0,
+                  "npv": ratio(tn, tn + fn),
                   "f1": ratio(2 * tp, 2 * tp + fp + fn) if tp + fp + fn else 0.0}
         return values[name]
     return score
@@ -93,14 +111,15 @@ def prognet_table_ii(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
                     "last_image": "score_last_image", "mean_features": "score_mean_features"}
     for (backbone, scorer), group in runs.groupby(["backbone", "scorer"], sort=False):
         pooled = predictions[predictions["backbone"] == backbone]
-        row = {"backbone": backbone, "scorer": BASELINE_TITLES.get(scorer, scorer),
-               "runs": len(group)}
+        row = {"backbone": backbone, "weights": ", ".join(sorted(group["weights"].unique())),
+               "scorer": BASELINE_TITLES.get(scorer, scorer), "runs": len(group)}
         for name in ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc"):
             values = group[name].astype(float)
             row[name] = f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
             if name in ("accuracy", "f1", "specificity"):
                 row[f"{name} 95% CI"] = _ci(_binary_scorer(name), pooled["label"].to_numpy(),
-                                            pooled[score_column[scorer]].to_numpy())
+                                            pooled[score_column[scorer]].to_numpy(),
+                                            groups=pooled["patient_id"].to_numpy())
         if scorer == "model":
             reported = paper.PROGNET[backbone]
             for name in ("accuracy", "precision", "recall", "f1"):
@@ -112,21 +131,39 @@ def prognet_table_ii(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
                              else c.map(lambda s: (s != "model", s))).reset_index(drop=True)
 
 
+#: Table I's quantities, each named by the class it is about: (key, name, the paper's
+#: column if positive = survival, the paper's column if positive = death).
+TABLE_I_RATES = (
+    ("tp_rate", "survivors found: TP/(TP+FN)", None, None),
+    ("tn_rate", "deaths found: TN/(TN+FP)", None, None),
+    ("precision", "predicted survivors who survived: TP/(TP+FP)", "tp_rate", "tn_rate"),
+    ("npv", "predicted deaths who died: TN/(TN+FN)", "tn_rate", "tp_rate"),
+)
+
+
 def prognet_table_i(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """Table I: TP/FN/FP/TN rates of the model per backbone (mean over seeds and from the
-    pooled predictions with a 95 % CI), the paper's rates beside."""
+    """Table I, one row per backbone and rate (positive = 1 = survival in our code).
+
+    Each rate is named by the class it is about; ours as the mean over seeds and from the
+    pooled test patients with a patient-resampled 95 % CI. The paper's Table I rates are
+    shares of each *predicted* class (``paper.PROGNET_TABLE_I_NOTE``), so they stand only
+    beside the two predicted-class rates, under both readings of its positive class."""
     rows = []
     for backbone, group in runs[runs["scorer"] == "model"].groupby("backbone", sort=False):
         pooled = predictions[predictions["backbone"] == backbone]
         y, s = pooled["label"].to_numpy(), pooled["survival_score"].to_numpy()
-        totals = binary_metrics(y, s)
-        row = {"backbone": backbone, "runs": len(group), "test patients (pooled)": len(pooled)}
-        for rate in RATES:
-            row[f"{rate} (mean)"] = round(float(group[rate].astype(float).mean()), 3)
-            row[f"{rate} (pooled)"] = round(totals[rate], 3) if totals[rate] == totals[rate] else None
-            row[f"{rate} 95% CI"] = _ci(_binary_scorer(rate), y, s)
-            row[f"{rate} (paper)"] = paper.PROGNET[backbone][rate]
-        rows.append(row)
+        totals, reported = binary_metrics(y, s), paper.PROGNET[backbone]
+        for key, name, if_survival, if_death in TABLE_I_RATES:
+            value = totals[key]
+            rows.append({
+                "backbone": backbone, "weights": ", ".join(sorted(group["weights"].unique())),
+                "rate": name, "runs": len(group), "test patients (pooled)": len(pooled),
+                "mean over seeds": round(float(group[key].astype(float).mean()), 3),
+                "pooled": round(value, 3) if value == value else None,
+                "95% CI": _ci(_binary_scorer(key), y, s, groups=pooled["patient_id"].to_numpy()),
+                "paper, if positive = survival": reported[if_survival] if if_survival else None,
+                "paper, if positive = death": reported[if_death] if if_death else None,
+            })
     return pd.DataFrame(rows)
 
 
@@ -137,8 +174,10 @@ def detector_runs(results_dir: str | Path) -> pd.DataFrame:
         payload = _read(folder)
         parameters, values = payload["parameters"], payload["metrics"]
         for name, per_class in values["per_class"].items():
-            rows.append({"model": parameters["model"], "base": parameters.get("base", "vgg16"),
-                         "fold": parameters["fold"], "class": name, "accuracy": values["accuracy"],
+            rows.append({"model": parameters["model"], "fold": parameters["fold"],
+                         "base": parameters.get("base", "vgg16"),
+                         "weights": weights_label(parameters),
+                         "class": name, "accuracy": values["accuracy"],
                          "macro_f1": values["macro_f1"], "folder": str(folder),
                          **{k: per_class.get(k) for k in ("specificity", "sensitivity", "precision", "f1",
                                                           "support")}})
@@ -149,12 +188,14 @@ def detector_per_class(runs: pd.DataFrame) -> pd.DataFrame:
     """The paper's Tables 3/4: per model and class, mean +/- std over folds, paper beside."""
     rows = []
     for (model, name), group in runs.groupby(["model", "class"], sort=False):
-        row = {"model": model, "base": _bases(group), "class": CLASS_TITLES[name],
-               "folds": len(group)}
+        row = {"model": model, "base": ", ".join(sorted(group["base"].unique())),
+               "weights": ", ".join(sorted(group["weights"].unique())),
+               "class": CLASS_TITLES[name], "folds": len(group)}
         for metric in ("specificity", "sensitivity", "f1"):
             values = group[metric].astype(float)
             row[metric] = f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
             row[f"{metric} (paper)"] = paper.DETECTOR[model][metric][name]
+        row["note on the paper's row"] = paper.DETECTOR_NOTES[model] if name == "covid19" else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -167,18 +208,16 @@ def detector_overall(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
         y = pooled["label"].to_numpy()
         proba = pooled[[f"p_{c}" for c in CLASSES]].to_numpy()
         accuracy = lambda t, p: float((p.argmax(axis=1) == t).mean())  # noqa: E731
-        rows.append({"model": model, "base": _bases(group), "folds": len(group),
+        rows.append({"model": model, "base": ", ".join(sorted(group["base"].unique())),
+                     "weights": ", ".join(sorted(group["weights"].unique())),
+                     "folds": len(group),
                      "accuracy": f"{group['accuracy'].mean():.3f} ± {group['accuracy'].std(ddof=1) if len(group) > 1 else 0:.3f}",
-                     "accuracy 95% CI (pooled)": _ci(accuracy, y, proba),
+                     "accuracy 95% CI (pooled)": _ci(accuracy, y, proba,
+                                                     groups=pooled["patient_id"].to_numpy()),
                      "misclassified (pooled)": int((proba.argmax(axis=1) != y).sum()),
                      "test images (pooled)": len(pooled),
                      "accuracy (paper)": paper.DETECTOR[model]["accuracy"]})
     return pd.DataFrame(rows)
-
-
-def _bases(group: pd.DataFrame) -> str:
-    """The conv base(s) of a group of detector runs (one, unless runs were mixed)."""
-    return ", ".join(sorted(group["base"].unique()))
 
 
 def base_caption(bases) -> str:
@@ -265,23 +304,40 @@ def results_markdown(results: dict[str, str | Path]) -> str:
                   + (f" with {info['workers']} parallel workers" if info.get("workers") else "")
                   + f" on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}), "
                   f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.", ""]
+        lines += _verdict_lines(tables / "verdict.csv")
         table_ii = pd.read_csv(tables / "prognet_table_ii.csv")
-        keep = [c for c in ("backbone", "scorer", "runs", "accuracy", "accuracy 95% CI", "f1",
+        keep = [c for c in ("backbone", "weights", "scorer", "runs", "accuracy", "accuracy 95% CI", "f1",
                             "specificity", "roc_auc", "accuracy (paper)") if c in table_ii]
-        lines += ["**ProgNet** (mean ± std over seeds; CI from pooled test patients):", "",
+        lines += ["**ProgNet** (mean ± std over seeds; 95 % CI from the pooled test patients, "
+                  "resampling patients):", "",
                   table_ii[keep].fillna("").to_markdown(index=False), ""]
         overall = tables / "detector_overall.csv"
         if overall.exists():
             overall = pd.read_csv(overall)
             made_by = base_caption(overall["base"]) if "base" in overall else BASE_TITLES["vgg16"]
-            lines += [f"**Detector** ({made_by}; mean ± std over folds):", "",
-                      overall.to_markdown(index=False), ""]
+            lines += [f"**Detector** ({made_by}; mean ± std over folds; 95 % CI resampling "
+                      "patients):", "", overall.to_markdown(index=False), ""]
         shortcut = tables / "shortcut_audit.csv"
         if shortcut.exists() and shortcut.stat().st_size > 1:
             lines += ["**Shortcut audit** (accuracy; lungs blanked vs full image, and a plain "
                       "classifier telling the two sources apart):", "",
                       pd.read_csv(shortcut).to_markdown(index=False), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _verdict_lines(path: Path) -> list[str]:
+    """The verdict table for the README: one row per claim (``cxrlib.verdict``)."""
+    if not path.exists():
+        return []
+    table = pd.read_csv(path).fillna("")
+    counts = table["verdict"].value_counts()
+    summary = ", ".join(f"{counts[v]} {v}" for v in ("reproduced", "not reproduced",
+                                                      "not distinguishable", "not testable here")
+                        if v in counts)
+    keep = ["paper", "claim", "paper's value", "ours", "95% CI", "verdict", "why", "from"]
+    return [f"**Verdict per claim** ({summary}; computed by `cxrlib.verdict` from the runs "
+            "below; intervals resample patients; `from` names the table in `tables/` that "
+            "holds the numbers):", "", table[keep].to_markdown(index=False), ""]
 
 
 def _shown_path(path: str, results_dir: Path) -> str:

@@ -195,7 +195,7 @@ def build_sequences(
     """One row per patient: the time series of readable images and the survival label.
 
     Columns: ``patient_id``, ``n_images``, ``survival`` (Y/N), ``label`` (1 = survived,
-    0 = died: the paper's positive class is survival), ``finding``, ``paths`` and
+    0 = died: our positive class; the paper never names its own), ``finding``, ``paths`` and
     ``offsets`` (lists in time order), ``n_undated``. Files that are missing or empty are
     left out with a logged count; patients with fewer than ``min_images`` readable images
     (or without a label, when ``labelled_only``) are dropped.

@@ -4,7 +4,9 @@
   rates) and Table II scores (accuracy, precision, recall, F1), plus ROC AUC.
 - ``multiclass_metrics``: the detector paper, per class one-vs-rest (accuracy,
   specificity, sensitivity, F1) and overall accuracy / confusion matrix.
-- ``bootstrap_ci``: paired percentile bootstrap of any metric (scipy).
+- ``bootstrap_ci``: paired percentile bootstrap of any metric (scipy), resampling rows.
+- ``cluster_bootstrap_ci``: the same, resampling patients (all rows of a patient at once):
+  the interval to use whenever a patient contributes several rows.
 
 All results are plain Python ints/floats/lists (JSON-serialisable); undefined rates are NaN.
 """
@@ -36,8 +38,11 @@ def binary_metrics(
 ) -> dict[str, Any]:
     """Binary metrics with positive = 1 = survival; predicted positive iff score >= threshold.
 
-    Rates as in ProgNet's Table I: tp_rate = TP/(TP+FN), fn_rate = FN/(TP+FN),
-    fp_rate = FP/(FP+TN), tn_rate = TN/(FP+TN) (NaN if the denominator is 0).
+    Rates per true class: tp_rate = TP/(TP+FN) (survivors found), fn_rate = FN/(TP+FN),
+    fp_rate = FP/(FP+TN), tn_rate = TN/(FP+TN) (deaths found) (NaN if the denominator is
+    0). Per predicted class: precision = TP/(TP+FP) (predicted survivors who survived) and
+    npv = TN/(TN+FN) (predicted deaths who died). ProgNet's Table I is *not* the first
+    kind: its TP% + FP% = 100 (see ``cxrlib.paper.PROGNET_TABLE_I_NOTE``).
     precision / recall / f1 / specificity (recall of deaths) follow scikit-learn with
     zero_division=0; balanced_accuracy = (tp_rate + tn_rate) / 2 and roc_auc are NaN when
     a class is absent from y_true.
@@ -73,6 +78,7 @@ def binary_metrics(
         "tn_rate": tn_rate,
         "accuracy": float(skm.accuracy_score(y, pred)),
         "precision": float(skm.precision_score(y, pred, pos_label=1, **kw)),
+        "npv": _ratio(tn, tn + fn),
         "recall": float(skm.recall_score(y, pred, pos_label=1, **kw)),
         "f1": float(skm.f1_score(y, pred, pos_label=1, **kw)),
         "specificity": float(skm.recall_score(y, pred, pos_label=0, **kw)),
@@ -202,6 +208,72 @@ def bootstrap_ci(
     if not undefined:
         return float(res.confidence_interval.low), float(res.confidence_interval.high)
     logger.info("bootstrap_ci: metric undefined on %d of %d resamples (dropped)",
+                undefined, dist.size)
+    alpha = (1.0 - confidence) / 2
+    low, high = np.nanpercentile(dist, [100 * alpha, 100 * (1 - alpha)])
+    return float(low), float(high)
+
+
+def cluster_bootstrap_ci(
+    metric: Callable[..., float],
+    *arrays: Any,
+    groups: Sequence,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``metric(*arrays)`` that resamples *groups*, not rows.
+
+    Rows sharing a value of ``groups`` (a patient) are drawn together: with replacement,
+    one draw of a patient brings all of its rows. Rows that repeat a patient (ProgNet
+    predictions pooled over seeds, several images of one patient in the detector) then add
+    no false confidence: an interval over n patients is as wide as n patients allow, however
+    many rows they contribute. Paired: the arrays' rows move together, so ``metric`` may
+    compare two scorers on the same rows (a paired interval on a difference). Otherwise as
+    ``bootstrap_ci`` (scipy percentile bootstrap, undefined resamples dropped and logged).
+    """
+    if not arrays:
+        raise ConfigError("cluster_bootstrap_ci needs at least one array")
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"confidence={confidence!r} must be in (0, 1)")
+    data = [np.asarray(a) for a in arrays]
+    keys = np.asarray(groups)
+    n = len(data[0])
+    if any(len(a) != n for a in data) or len(keys) != n:
+        raise DataError(f"arrays and groups must have the same number of rows; got "
+                        f"{[len(a) for a in data]} and {len(keys)}")
+    _, codes = np.unique(keys, return_inverse=True)
+    members = [np.flatnonzero(codes == g) for g in range(codes.max() + 1 if n else 0)]
+
+    def rows_of(clusters: np.ndarray) -> np.ndarray:
+        return np.concatenate([members[int(c)] for c in clusters])
+
+    def statistic(clusters: np.ndarray) -> float:
+        idx = rows_of(clusters)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            try:
+                return float(metric(*(a[idx] for a in data)))
+            except (ValueError, ZeroDivisionError, FloatingPointError):
+                return NAN
+
+    n_clusters = len(members)
+    if n_clusters < 2 or math.isnan(statistic(np.arange(n_clusters))):
+        return NAN, NAN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.stats.DegenerateDataWarning)
+        res = scipy.stats.bootstrap(
+            (np.arange(n_clusters),), statistic, n_resamples=n_resamples,
+            confidence_level=confidence, paired=True, vectorized=False, method="percentile",
+            random_state=seed,
+        )
+    dist = np.asarray(res.bootstrap_distribution, dtype=float)
+    undefined = int(np.isnan(dist).sum())
+    if undefined == dist.size:
+        return NAN, NAN
+    if not undefined:
+        return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    logger.info("cluster_bootstrap_ci: metric undefined on %d of %d resamples (dropped)",
                 undefined, dist.size)
     alpha = (1.0 - confidence) / 2
     low, high = np.nanpercentile(dist, [100 * alpha, 100 * (1 - alpha)])

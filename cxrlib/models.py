@@ -47,6 +47,8 @@ _KERAS_APPS = {
     "vgg19": keras.applications.VGG19,
     "resnet50": keras.applications.ResNet50,
 }
+#: Backbones for which Keras ships ImageNet weights (``weights="imagenet"``).
+IMAGENET_BACKBONES = tuple(_KERAS_APPS)
 #: Value range of each input scale (for ``augmentation_layers``). "caffe" is the union of
 #: the three channels' ranges after subtracting the ImageNet BGR mean from 0..255.
 VALUE_RANGES = {"raw": (0.0, 255.0), "unit": (0.0, 1.0), "caffe": (-123.68, 151.061)}
@@ -213,8 +215,13 @@ def build_prognet_head(
     lstm_units: int = 150,
     dropout: float = 0.5,
     dense_units: Sequence[int] = (1024, 500, 128, 64),
+    l2: float = 0.0,
 ) -> keras.Model:
     """ProgNet head: (seq_len, feature_dim) -> LSTM -> dropout -> dense ReLU -> P(survival).
+
+    ``l2`` > 0 adds ``l2 * sum(w**2)`` of every kernel (LSTM and dense) to the loss: the
+    other reading of the paper's "weight decay 1e-4" (off by default; see
+    docs/deviations.md).
 
     With ``seq_len=None`` sequences may have any length; shorter ones are padded with
     all-zero feature vectors, which a Masking layer hides from the LSTM. The output layer
@@ -226,15 +233,20 @@ def build_prognet_head(
         raise ConfigError(f"seq_len={seq_len!r} must be a positive integer or None")
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout={dropout!r} must be in [0, 1)")
+    if not isinstance(l2, (int, float)) or l2 < 0:
+        raise ConfigError(f"l2={l2!r} must be a number >= 0")
+    penalty = {"kernel_regularizer": keras.regularizers.L2(l2)} if l2 else {}
     inputs = keras.Input(shape=(seq_len, feature_dim), name="features")
     x = inputs
     if seq_len is None:
         x = layers.Masking(mask_value=0.0, name="mask_padding")(x)
-    x = layers.LSTM(lstm_units, name="lstm")(x)
+    x = layers.LSTM(lstm_units, name="lstm",
+                    **({**penalty, "recurrent_regularizer": penalty["kernel_regularizer"]}
+                       if l2 else {}))(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     for i, units in enumerate(dense_units, start=1):
-        x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="survival")(x)
+        x = layers.Dense(units, activation="relu", name=f"fc{i}", **penalty)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="survival", **penalty)(x)
     return keras.Model(inputs, outputs, name="prognet_head")
 
 

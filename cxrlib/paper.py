@@ -13,7 +13,14 @@ PROGNET_SETUP = {
     "epochs": 60, "lstm_units": 150, "dropout": 0.5, "dense_units": (1024, 500, 128, 64),
 }
 
-# Table I: TP/FN/FP/TN rates (positive = survival). Table II: mean and std over 10 runs.
+# Table I: the TP/FN/FP/TN "rates" as printed. Table II: mean and std over 10 runs.
+PROGNET_TABLE_I_NOTE = (
+    "In every row of ProgNet's Table I, TP% + FP% = 100 and FN% + TN% = 100: its rates are "
+    "shares of each *predicted* class (TP% = TP/(TP+FP), TN% = TN/(TN+FN)), not TP/(TP+FN). "
+    "The paper never says which class is positive: 'positive or negative evolution' suggests "
+    "survival, and 'by enjoying the lowest FN ... not miss negative evolution cases' suggests "
+    "death. Our tables therefore name the class each rate is about and show the paper's "
+    "numbers under both readings.")
 PROGNET = {
     "alexnet": {"tp_rate": 0.8837, "fn_rate": 0.1196, "fp_rate": 0.1163, "tn_rate": 0.8804,
                 "accuracy": (0.888, 0.08), "precision": (0.883, 0.05), "recall": (0.880, 0.09),
@@ -35,7 +42,9 @@ DETECTOR_SETUP = {
     "learning_rate": 1e-4, "max_epochs": 200,
 }
 
-# Table 3 / Table 4: per class (COVID-19, pneumonia, normal).
+# Table 3 / Table 4: per class (COVID-19, pneumonia, normal). The paper repeats the overall
+# accuracy in each class's row; ours are per-class one-vs-rest, so only the overall one is
+# compared.
 DETECTOR = {
     "cnn": {"accuracy": 0.94, "misclassified": 4,
             "specificity": {"covid19": 0.96, "pneumonia": 0.95, "normal": 0.91},
@@ -46,17 +55,29 @@ DETECTOR = {
                  "sensitivity": {"covid19": 1.00, "pneumonia": 1.00, "normal": 0.90},
                  "f1": {"covid19": 1.00, "pneumonia": 0.95, "normal": 0.95}},
 }
+DETECTOR_NOTES = {
+    "cnn_lstm": (
+        "Internally impossible as printed: with all 22 COVID-19 test images found "
+        "(sensitivity 1.00) and 42 others, F1 = 1.00 needs no false COVID-19 call, while "
+        "specificity 0.91 means about 4 of the 42 were called COVID-19, and 2 errors in 64 "
+        "allow at most 2. At most one of the three COVID-19 numbers can be right."),
+    "cnn": "",
+}
 
 # Table 5: accuracy of other COVID-19 X-ray classifiers, as the detector paper lists them.
 LITERATURE = [
     ("Loey et al.", "GoogLeNet", 0.806),
     ("Khan et al.", "CoroNet (Xception)", 0.895),
     ("Hemdan et al.", "VGG19", 0.900),
+    ("Rahimzadeh et al.", "Xception + ResNet50V2", 0.914),
     ("Apostolopoulos et al.", "VGG19", 0.935),
     ("Alqudah et al.", "AOCT-NET", 0.952),
     ("Kumar et al.", "ResNet50 + SVM", 0.954),
     ("Islam et al. (the paper)", "CNN-LSTM", 0.970),
 ]
+
+
+PROGNET_TABLE_II = ("accuracy", "precision", "recall", "f1")
 
 
 def prognet_row(backbone: str) -> dict:
@@ -74,3 +95,62 @@ def detector_table(model: str) -> pd.DataFrame:
 def literature_table() -> pd.DataFrame:
     """The detector paper's Table 5 as a DataFrame."""
     return pd.DataFrame(LITERATURE, columns=["study", "model", "accuracy"])
+
+
+# --------------------------------------------------------------------------- claims
+#: Every claim of the two papers that this reproduction tests, written down once. Each is
+#: a dict: ``key``; ``paper`` ("prognet" | "detector"); ``claim`` (the paper's words or a
+#: close paraphrase); ``source`` (where the paper makes it); ``test`` (what
+#: ``cxrlib.verdict`` computes: "value" = our estimate against the paper's number, "order"
+#: = a paired difference that must be > 0, "above" = our interval against a bar, "lungs"
+#: = the shortcut audit); the subjects and metric it needs; ``needs_paper_setup``: the
+#: claim is about the paper's own network and weights, so runs with other weights or base
+#: cannot test it (their numbers are still shown).
+CLAIMS: tuple[dict, ...] = (
+    *({"key": f"prognet.accuracy.{b}", "paper": "prognet", "test": "value",
+       "claim": f"{title} reaches accuracy {PROGNET[b]['accuracy'][0]:.3f}",
+       "source": "Table II", "backbone": b, "metric": "accuracy",
+       "target": PROGNET[b]["accuracy"][0], "needs_paper_setup": True}
+      for b, title in (("resnet50", "ProgNet (ResNet50)"), ("alexnet", "AlexNet"),
+                       ("vgg16", "VGG16"), ("vgg19", "VGG19"))),
+    {"key": "prognet.outperforms", "paper": "prognet", "test": "order", "metric": "accuracy",
+     "claim": "ProgNet (ResNet50) outperforms AlexNet, VGG16 and VGG19",
+     "source": "Table II, Section IV-B", "better": "resnet50",
+     "worse": ("alexnet", "vgg16", "vgg19"), "needs_paper_setup": True},
+    {"key": "prognet.lowest_fn_fp", "paper": "prognet", "test": "order",
+     "claim": "ProgNet has the lowest FN and FP rates", "source": "Table I, Section IV-B",
+     "metric": ("precision", "npv"), "better": "resnet50", "worse": ("alexnet", "vgg16", "vgg19"),
+     "needs_paper_setup": True},
+    {"key": "prognet.series_beats_last_image", "paper": "prognet", "test": "order",
+     "claim": "the series of X-rays beats a single image (implicit in using a sequence)",
+     "source": "the method", "metric": "accuracy", "better": "resnet50",
+     "worse": ("last_image",), "needs_paper_setup": False},
+    {"key": "prognet.beats_majority", "paper": "prognet", "test": "order",
+     "claim": "the model beats predicting the majority class (implicit in every number)",
+     "source": "the method", "metric": "accuracy", "better": "resnet50",
+     "worse": ("majority",), "needs_paper_setup": False},
+    {"key": "detector.accuracy.cnn_lstm", "paper": "detector", "test": "value",
+     "claim": f"the CNN-LSTM reaches accuracy {DETECTOR['cnn_lstm']['accuracy']:.2f}",
+     "source": "Table 4", "model": "cnn_lstm", "metric": "accuracy",
+     "target": DETECTOR["cnn_lstm"]["accuracy"], "needs_paper_setup": True},
+    {"key": "detector.accuracy.cnn", "paper": "detector", "test": "value",
+     "claim": f"the CNN reaches accuracy {DETECTOR['cnn']['accuracy']:.2f}",
+     "source": "Table 3", "model": "cnn", "metric": "accuracy",
+     "target": DETECTOR["cnn"]["accuracy"], "needs_paper_setup": True},
+    {"key": "detector.outperforms", "paper": "detector", "test": "order", "metric": "accuracy",
+     "claim": "the CNN-LSTM outperforms the CNN", "source": "Section 4.2, Conclusion",
+     "better": "cnn_lstm", "worse": ("cnn",), "needs_paper_setup": False},
+    {"key": "detector.covid_sensitivity", "paper": "detector", "test": "value",
+     "claim": "COVID-19 sensitivity is 100 %", "source": "Tables 3 and 4, abstract",
+     "model": "cnn_lstm", "metric": "covid19_sensitivity",
+     "target": DETECTOR["cnn_lstm"]["sensitivity"]["covid19"], "needs_paper_setup": True},
+    {"key": "detector.beats_literature", "paper": "detector", "test": "above",
+     "claim": "the proposed CNN-LSTM beats the published systems of Table 5",
+     "source": "Table 5, Section 5", "model": "cnn_lstm", "metric": "accuracy",
+     "target": max(a for study, _, a in LITERATURE if not study.startswith("Islam")),
+     "needs_paper_setup": True},
+    {"key": "detector.from_the_lungs", "paper": "detector", "test": "lungs",
+     "claim": "the network detects COVID-19 from the lungs (implicit in the design)",
+     "source": "the method", "model": "cnn_lstm", "metric": "accuracy",
+     "needs_paper_setup": False},
+)

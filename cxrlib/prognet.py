@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cxrlib import data, features, metrics, models, splits, training
+from cxrlib import data, features, metrics, models, paper, splits, training
 from cxrlib.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -42,11 +42,13 @@ class Config:
     backbone: str = "resnet50"
     seed: int = 0
     weights: str | None = "imagenet"
+    weights_note: str = ""
     image_size: int = 224
     epochs: int = 60
     batch_size: int = 32
     learning_rate: float = 1e-4
-    weight_decay: float = 1e-4
+    lr_decay: float = 1e-4
+    l2: float = 0.0
     lstm_units: int = 150
     dropout: float = 0.5
     seq_len: int | None = 3
@@ -83,6 +85,10 @@ class Config:
                 raise ConfigError(f"{name} must be at least 1")
         if self.image_size < models.MIN_IMAGE_SIZE:
             raise ConfigError(f"image_size must be at least {models.MIN_IMAGE_SIZE}")
+        for name in ("lr_decay", "l2"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a number >= 0, not {value!r}")
         return self
 
     def feature_spec(self) -> features.FeatureSpec:
@@ -106,6 +112,26 @@ def cohort(data_dir: str | Path, config: Config) -> pd.DataFrame:
         raise DataError(f"{data_dir}: no patient has {config.seq_len or 1}+ readable frontal "
                         "X-rays and a survival label")
     return sequences
+
+
+FINDINGS_CHOICES = ("all", "COVID-19")  # the two cohorts stated beside every result
+
+
+def cohort_summary(data_dir: str | Path, config: Config) -> pd.DataFrame:
+    """Patients, deaths and findings of the cohort under each ``findings`` choice (one row
+    each), the run's own choice marked: which patients a result is about."""
+    rows = []
+    for findings in dict.fromkeys((*FINDINGS_CHOICES, config.findings)):
+        variant = Config(**{**config.as_dict(), "findings": findings})
+        try:
+            sequences = cohort(data_dir, variant)
+        except DataError:
+            sequences = pd.DataFrame(columns=["label", "finding"])
+        rows.append({"findings": findings, "used by this run": findings == config.findings,
+                     "patients": len(sequences), "deaths": int((sequences["label"] == 0).sum()),
+                     "survivors": int((sequences["label"] == 1).sum()),
+                     "not COVID-19": int((sequences["finding"] != "COVID-19").sum())})
+    return pd.DataFrame(rows)
 
 
 def make_splits(sequences: pd.DataFrame, config: Config) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -204,7 +230,8 @@ def _baseline_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
 
 def _head(config: Config, feature_dim: int, steps: int):
     return models.build_prognet_head(feature_dim, seq_len=config.seq_len and steps,
-                                     lstm_units=config.lstm_units, dropout=config.dropout)
+                                     lstm_units=config.lstm_units, dropout=config.dropout,
+                                     l2=config.l2)
 
 
 def train_and_predict(sequences: pd.DataFrame, folds: list, found: dict, config: Config,
@@ -235,7 +262,7 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, found: dict, config:
             history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
                                    epochs=config.epochs, batch_size=config.batch_size,
                                    learning_rate=config.learning_rate,
-                                   weight_decay=config.weight_decay, validation=(test_x, test_y))
+                                   lr_decay=config.lr_decay, validation=(test_x, test_y))
             score = training.predict(model, test_x)[:, 0]
         baselines = _baseline_scores(train_x, train_y, test_x, lengths(test_rows),
                                      lengths(train_rows), config.seed)
@@ -270,11 +297,12 @@ def _finetune(train_rows, test_rows, train_y, test_y, config: Config):
     model = models.build_prognet_end_to_end(config.backbone, config.seq_len, config.image_size,
                                             weights=config.weights, finetune=True,
                                             init_seed=config.init_seed,
-                                            lstm_units=config.lstm_units, dropout=config.dropout)
+                                            lstm_units=config.lstm_units, dropout=config.dropout,
+                                            l2=config.l2)
     train_x, test_x = load(train_rows), load(test_rows)
     history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
                            epochs=config.epochs, batch_size=config.batch_size,
-                           learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+                           learning_rate=config.learning_rate, lr_decay=config.lr_decay,
                            validation=(test_x, test_y))
     return model, history, training.predict(model, test_x)[:, 0]
 
@@ -296,14 +324,21 @@ def metrics_table(evaluation: dict) -> pd.DataFrame:
                          for name, values in evaluation.items()})
 
 
-def compare_with_paper(evaluation: dict, backbone: str) -> pd.DataFrame:
-    """Our model, the baselines and the paper's value, one row per metric."""
-    from cxrlib import paper
+RATE_NAMES = {"tp_rate": "survivors found (tp_rate)", "fn_rate": "survivors missed (fn_rate)",
+              "fp_rate": "deaths missed (fp_rate)", "tn_rate": "deaths found (tn_rate)",
+              "specificity": "specificity (deaths found)"}
 
+
+def compare_with_paper(evaluation: dict, backbone: str) -> pd.DataFrame:
+    """Our model, the baselines and the paper's value, one row per metric.
+
+    The paper's value stands only beside its Table II scores (accuracy, precision, recall,
+    F1); its Table I "rates" are shares of each predicted class, not these rates (see
+    ``paper.PROGNET_TABLE_I_NOTE``). Rate rows are named by the class they are about."""
     table = metrics_table(evaluation).drop(index=["tp", "fn", "fp", "tn"])
     reported = paper.prognet_row(backbone)
-    table["paper"] = [reported.get(metric) for metric in table.index]
-    return table
+    table["paper"] = [reported[m] if m in paper.PROGNET_TABLE_II else None for m in table.index]
+    return table.rename(index=RATE_NAMES)
 
 
 def run_metrics(config: Config, evaluation: dict, predictions: pd.DataFrame,

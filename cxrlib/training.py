@@ -29,17 +29,24 @@ def set_seed(seed: int) -> None:
         _DETERMINISM_ON = True
 
 
-def make_optimizer(learning_rate: float = 1e-4, weight_decay: float | None = 1e-4):
-    """Adam with decoupled weight decay (the ProgNet paper: lr 1e-4, weight decay 1e-4,
-    momentum 0.9 = Adam's beta_1)."""
+def make_optimizer(learning_rate: float = 1e-4, lr_decay: float | None = None):
+    """Adam (beta_1 = 0.9, the papers' "momentum 0.9") at ``learning_rate``.
+
+    ``lr_decay`` is Keras 2's ``Adam(decay=...)``, which the 2020 papers' code used: the
+    rate at optimizer step t is ``learning_rate / (1 + lr_decay * t)``
+    (``keras.optimizers.schedules.InverseTimeDecay`` with ``decay_steps=1`` computes exactly
+    that). ProgNet's "weight decay 1e-4" is read this way (docs/deviations.md)."""
     import keras
 
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.9,
-                                 weight_decay=weight_decay or None)
+    rate = learning_rate
+    if lr_decay:
+        rate = keras.optimizers.schedules.InverseTimeDecay(
+            initial_learning_rate=learning_rate, decay_steps=1, decay_rate=lr_decay)
+    return keras.optimizers.Adam(learning_rate=rate, beta_1=0.9)
 
 
 def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: int,
-        batch_size: int, learning_rate: float, weight_decay: float | None = None,
+        batch_size: int, learning_rate: float, lr_decay: float | None = None,
         validation: tuple[np.ndarray, np.ndarray] | None = None,
         early_stopping: int | None = None, seed: int = 0,
         class_weight: dict | None = None, callbacks: list | None = None) -> pd.DataFrame:
@@ -51,7 +58,7 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: i
     """
     import keras
 
-    model.compile(optimizer=make_optimizer(learning_rate, weight_decay), loss=loss,
+    model.compile(optimizer=make_optimizer(learning_rate, lr_decay), loss=loss,
                   metrics=["accuracy"])
     callbacks = list(callbacks or [])
     if early_stopping and validation is not None:

@@ -62,13 +62,14 @@ def test_detector_tables_say_which_base_made_them(tmp_path: Path) -> None:
     from cxrlib import models
 
     assert set(compare.BASE_TITLES) == set(models.DETECTOR_BASES)
-    rows = [{"model": "cnn", "base": "paper", "fold": fold, "class": name, "accuracy": 0.9,
-             "macro_f1": 0.9, "specificity": 0.9, "sensitivity": 0.9, "f1": 0.9}
+    rows = [{"model": "cnn", "base": "paper", "weights": "none", "fold": fold, "class": name,
+             "accuracy": 0.9, "macro_f1": 0.9, "specificity": 0.9, "sensitivity": 0.9,
+             "f1": 0.9}
             for fold in (0, 1) for name in compare.CLASSES]
     runs = pd.DataFrame(rows)
     per_class = compare.detector_per_class(runs)
     assert list(per_class.columns[:2]) == ["model", "base"] and set(per_class["base"]) == {"paper"}
-    predictions = pd.DataFrame({"model": "cnn", "label": [0, 1, 2],
+    predictions = pd.DataFrame({"model": "cnn", "label": [0, 1, 2], "patient_id": ["a", "b", "c"],
                                 "p_covid19": [0.8, 0.1, 0.1], "p_pneumonia": [0.1, 0.8, 0.1],
                                 "p_normal": [0.1, 0.1, 0.8]})
     overall = compare.detector_overall(runs, predictions)

@@ -1,0 +1,325 @@
+"""Did the papers hold up? One verdict per claim (``cxrlib.paper.CLAIMS``), computed from
+finished runs, never typed.
+
+Verdicts (``VERDICTS``):
+
+* **reproduced**: our 95 % interval contains the paper's number (and is at most
+  ``MAX_CI_WIDTH`` wide), or an ordering holds with a paired interval on the difference
+  that excludes 0;
+* **not reproduced**: the interval excludes the paper's number, or the ordering is reversed
+  (the whole paired interval below 0);
+* **not distinguishable**: the interval is too wide to say (its width is shown);
+* **not testable here**: the runs needed are missing, or they differ from the paper's
+  setup in what the claim is about (e.g. random instead of ImageNet weights); what the
+  numbers alone would say is given in ``why``.
+
+Every interval is a percentile bootstrap over patients (``metrics.cluster_bootstrap_ci``);
+paired comparisons put model A and model B on the same test patients or images and
+resample patients. Reads run folders only (floor 5): it never trains.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from cxrlib import compare, paper
+from cxrlib.metrics import cluster_bootstrap_ci
+
+VERDICTS = ("reproduced", "not reproduced", "not distinguishable", "not testable here")
+MAX_CI_WIDTH = 0.20  # wider than 20 points: cannot tell the paper's number from its neighbours
+N_RESAMPLES = 1000
+PROGNET_SCORES = {"model": "survival_score", "last_image": "score_last_image",
+                  "majority": "score_majority", "mean_features": "score_mean_features"}
+
+
+# --------------------------------------------------------------------------- rules
+def value_verdict(estimate: float, low: float, high: float, target: float,
+                  max_width: float = MAX_CI_WIDTH) -> tuple[str, str]:
+    """Our estimate and interval against the paper's number."""
+    if np.isnan(low):
+        return "not distinguishable", "the interval is undefined on these runs"
+    width = high - low
+    if not low <= target <= high:
+        side = "above" if low > target else "below"
+        return "not reproduced", f"the paper's {target:.3f} lies outside our interval (ours is {side})"
+    if width > max_width:
+        return "not distinguishable", f"the interval is {width:.2f} wide (> {max_width:.2f})"
+    return "reproduced", f"the paper's {target:.3f} lies inside our interval"
+
+
+def order_verdict(low: float, high: float) -> tuple[str, str]:
+    """A paired difference (better - worse) must be > 0."""
+    if np.isnan(low):
+        return "not distinguishable", "the paired interval is undefined on these runs"
+    if low > 0:
+        return "reproduced", "the paired interval on the difference is above 0"
+    if high < 0:
+        return "not reproduced", "reversed: the paired interval on the difference is below 0"
+    return "not distinguishable", f"the paired interval includes 0 (width {high - low:.2f})"
+
+
+def above_verdict(low: float, high: float, bar: float) -> tuple[str, str]:
+    """Our interval against a bar it must clear (the best published accuracy)."""
+    if np.isnan(low):
+        return "not distinguishable", "the interval is undefined on these runs"
+    if low > bar:
+        return "reproduced", f"our whole interval is above {bar:.3f}"
+    if high < bar:
+        return "not reproduced", f"our whole interval is below {bar:.3f}"
+    return "not distinguishable", f"our interval includes {bar:.3f} (width {high - low:.2f})"
+
+
+def combine(parts: list[tuple[str, str]]) -> tuple[str, str]:
+    """One verdict for a claim made of several comparisons: every part must hold."""
+    verdicts = [v for v, _ in parts]
+    for verdict in ("not testable here", "not reproduced", "not distinguishable"):
+        if verdict in verdicts:
+            return verdict, "; ".join(w for v, w in parts if v == verdict)
+    return "reproduced", "; ".join(w for _, w in parts)
+
+
+# --------------------------------------------------------------------------- metrics
+def _accuracy_binary(y: np.ndarray, s: np.ndarray) -> float:
+    return float(((s >= 0.5) == (y == 1)).mean())
+
+
+def _binary(name: str) -> Callable:
+    return _accuracy_binary if name == "accuracy" else compare._binary_scorer(name)
+
+
+def _accuracy_multi(y: np.ndarray, proba: np.ndarray) -> float:
+    return float((proba.argmax(axis=1) == y).mean())
+
+
+def _covid_sensitivity(y: np.ndarray, proba: np.ndarray) -> float:
+    covid = y == 0
+    return float((proba[covid].argmax(axis=1) == 0).mean()) if covid.any() else float("nan")
+
+
+DETECTOR_METRICS = {"accuracy": _accuracy_multi, "covid19_sensitivity": _covid_sensitivity}
+
+
+def _interval(metric: Callable, *arrays, groups) -> tuple[float, float, float]:
+    """(estimate, low, high) with a patient-resampled 95 % interval."""
+    estimate = float(metric(*arrays))
+    low, high = cluster_bootstrap_ci(metric, *arrays, groups=groups, n_resamples=N_RESAMPLES)
+    return estimate, low, high
+
+
+def _paired(metric: Callable, y, a, b, groups) -> tuple[float, float, float]:
+    difference = lambda y_, a_, b_: metric(y_, a_) - metric(y_, b_)  # noqa: E731
+    return _interval(difference, y, a, b, groups=groups)
+
+
+# --------------------------------------------------------------------------- the runs
+class Runs:
+    """The finished runs of one results folder, as the verdicts need them."""
+
+    def __init__(self, results_dir: str | Path):
+        self.results_dir = Path(results_dir)
+        self.prognet = compare.read_tables(results_dir, "prognet", "predictions")
+        self.prognet_runs = compare.prognet_runs(results_dir)
+        self.detector = compare.read_tables(results_dir, "detector", "predictions")
+        self.detector_runs = compare.detector_runs(results_dir)
+        self.audits = _audits(results_dir)
+
+    def backbone(self, name: str) -> pd.DataFrame:
+        return self.prognet[self.prognet["backbone"] == name] if len(self.prognet) else self.prognet
+
+    def model(self, name: str) -> pd.DataFrame:
+        return self.detector[self.detector["model"] == name] if len(self.detector) else self.detector
+
+    def weights(self, backbone: str) -> str:
+        runs = self.prognet_runs
+        chosen = runs[runs["backbone"] == backbone]["weights"].unique() if len(runs) else []
+        return ", ".join(sorted(chosen)) or "?"
+
+    def base(self, model: str) -> str:
+        runs = self.detector_runs
+        chosen = runs[runs["model"] == model]["base"].unique() if len(runs) else []
+        return ", ".join(sorted(chosen)) or "?"
+
+
+def _audits(results_dir: str | Path) -> pd.DataFrame:
+    """Per detector run: model, test images, and the shortcut audit's accuracies."""
+    rows = []
+    for folder in compare.run_folders(results_dir, "detector"):
+        payload = compare._read(folder)
+        audit = payload.get("shortcut_audit")
+        if audit:
+            n = int(sum(payload["n_per_class"]["test"].values()))
+            rows.append({"model": payload["parameters"]["model"], "n": n, **audit})
+    return pd.DataFrame(rows)
+
+
+def _setup_gap(claim: dict, runs: Runs) -> str:
+    """Why these runs cannot test a claim about the paper's own setup ('' if they can)."""
+    if not claim.get("needs_paper_setup"):
+        return ""
+    if claim["paper"] == "prognet":
+        backbones = [claim.get("backbone") or claim["better"], *claim.get("worse", ())]
+        gaps = [f"{b} ran with weights {runs.weights(b)}" for b in backbones
+                if b in paper.PROGNET and runs.weights(b) != "imagenet"]
+        return ("the paper's CNNs carried ImageNet weights; " + ", ".join(gaps)) if gaps else ""
+    base = runs.base(claim.get("model") or claim["better"])
+    if base != "paper":
+        return (f"the paper trained Table 2's network end to end; these runs used base {base} "
+                "(frozen features, the CPU mode)")
+    return ""
+
+
+# --------------------------------------------------------------------------- one claim
+def _prognet_value(claim: dict, runs: Runs) -> dict:
+    rows = runs.backbone(claim["backbone"])
+    if rows.empty:
+        return {"verdict": "not testable here", "why": f"no {claim['backbone']} runs"}
+    estimate, low, high = _interval(_binary(claim["metric"]), rows["label"].to_numpy(),
+                                    rows["survival_score"].to_numpy(),
+                                    groups=rows["patient_id"].to_numpy())
+    verdict, why = value_verdict(estimate, low, high, claim["target"])
+    return {"ours": estimate, "low": low, "high": high, "verdict": verdict, "why": why}
+
+
+def _prognet_pairs(claim: dict, runs: Runs) -> list[tuple[str, pd.DataFrame, str, str]]:
+    """(name, rows with both scores, score column A, score column B) per comparison."""
+    better = runs.backbone(claim["better"])
+    pairs = []
+    for worse in claim["worse"]:
+        if worse in PROGNET_SCORES:  # a baseline of the same runs: same rows
+            pairs.append((worse, better, "survival_score", PROGNET_SCORES[worse]))
+            continue
+        other = runs.backbone(worse)[["seed", "patient_id", "survival_score"]]
+        merged = better.merge(other, on=["seed", "patient_id"], suffixes=("", "_other"))
+        pairs.append((worse, merged, "survival_score", "survival_score_other"))
+    return pairs
+
+
+def _prognet_order(claim: dict, runs: Runs) -> dict:
+    if runs.backbone(claim["better"]).empty:
+        return {"verdict": "not testable here", "why": f"no {claim['better']} runs"}
+    metrics = claim["metric"] if isinstance(claim["metric"], tuple) else (claim["metric"],)
+    parts, shown = [], None
+    for worse, rows, a, b in _prognet_pairs(claim, runs):
+        if rows.empty:
+            parts.append(("not testable here", f"no {worse} runs on the same seeds"))
+            continue
+        for name in metrics:
+            estimate, low, high = _paired(_binary(name), rows["label"].to_numpy(),
+                                          rows[a].to_numpy(), rows[b].to_numpy(),
+                                          rows["patient_id"].to_numpy())
+            verdict, why = order_verdict(low, high)
+            parts.append((verdict, f"vs {worse} ({name}): {estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
+                          + ("" if verdict == "reproduced" else f", {why}")))
+            shown = shown or (estimate, low, high)
+    verdict, why = combine(parts)
+    estimate, low, high = shown or (np.nan, np.nan, np.nan)
+    return {"ours": estimate, "low": low, "high": high, "verdict": verdict, "why": why,
+            "measure": "paired difference"}
+
+
+def _detector_arrays(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return rows["label"].to_numpy(), rows[[f"p_{c}" for c in compare.CLASSES]].to_numpy()
+
+
+def _detector_value(claim: dict, runs: Runs) -> dict:
+    rows = runs.model(claim["model"])
+    if rows.empty:
+        return {"verdict": "not testable here", "why": f"no {claim['model']} runs"}
+    y, proba = _detector_arrays(rows)
+    estimate, low, high = _interval(DETECTOR_METRICS[claim["metric"]], y, proba,
+                                    groups=rows["patient_id"].to_numpy())
+    if claim["test"] == "above":
+        verdict, why = above_verdict(low, high, claim["target"])
+    else:
+        verdict, why = value_verdict(estimate, low, high, claim["target"])
+    return {"ours": estimate, "low": low, "high": high, "verdict": verdict, "why": why}
+
+
+def _detector_order(claim: dict, runs: Runs) -> dict:
+    better, worse = runs.model(claim["better"]), runs.model(claim["worse"][0])
+    if better.empty or worse.empty:
+        return {"verdict": "not testable here", "why": "the runs of both models are needed"}
+    columns = ["fold", "path"] + [f"p_{c}" for c in compare.CLASSES]
+    merged = better.merge(worse[columns], on=["fold", "path"], suffixes=("", "_other"))
+    if merged.empty:
+        return {"verdict": "not testable here", "why": "the two models share no test image"}
+    y, a = _detector_arrays(merged)
+    b = merged[[f"p_{c}_other" for c in compare.CLASSES]].to_numpy()
+    estimate, low, high = _interval(
+        lambda y_, a_, b_: _accuracy_multi(y_, a_) - _accuracy_multi(y_, b_), y, a, b,
+        groups=merged["patient_id"].to_numpy())
+    verdict, why = order_verdict(low, high)
+    return {"ours": estimate, "low": low, "high": high, "verdict": verdict,
+            "why": f"{why} ({len(merged)} paired test images)", "measure": "paired difference"}
+
+
+def _lungs(claim: dict, runs: Runs) -> dict:
+    """Blank the lungs: a model that reads the lungs should fall to chance."""
+    audits = runs.audits[runs.audits["model"] == claim["model"]] if len(runs.audits) else runs.audits
+    if audits.empty:
+        return {"verdict": "not testable here", "why": "no shortcut audit in these runs"}
+    from scipy.stats import binomtest
+
+    n = int(audits["n"].sum())
+    correct = int(round(float((audits["lungs_blanked"] * audits["n"]).sum())))
+    chance = float((audits["chance_three_classes"] * audits["n"]).sum() / n)
+    interval = binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = float(interval.low), float(interval.high)
+    source = float((audits["source_thumbnail"] * audits["n"]).sum() / n)
+    if low > chance:
+        verdict, why = "not reproduced", (
+            f"with the lungs blanked the model still reaches {correct / n:.3f} against a chance "
+            f"level of {chance:.3f}, and 32-px thumbnails tell the image sources apart "
+            f"{source:.0%} of the time: the accuracy does not need the lungs")
+    elif high <= chance + MAX_CI_WIDTH / 2:
+        verdict, why = "reproduced", f"blanking the lungs brings the model to chance ({chance:.3f})"
+    else:
+        verdict, why = "not distinguishable", f"the interval reaches from chance ({chance:.3f}) upwards"
+    return {"ours": correct / n, "low": low, "high": high, "verdict": verdict,
+            "why": why + " (interval: Wilson, test images as independent)",
+            "measure": "accuracy, lungs blanked"}
+
+
+def judge(claim: dict, runs: Runs) -> dict:
+    """The verdict on one claim, with the numbers behind it."""
+    if claim["paper"] == "prognet":
+        result = (_prognet_value if claim["test"] == "value" else _prognet_order)(claim, runs)
+    elif claim["test"] == "order":
+        result = _detector_order(claim, runs)
+    elif claim["test"] == "lungs":
+        result = _lungs(claim, runs)
+    else:
+        result = _detector_value(claim, runs)
+    gap = _setup_gap(claim, runs)
+    if gap and result["verdict"] != "not testable here":
+        result["why"] = f"{gap}; the numbers alone say: {result['verdict']} ({result['why']})"
+        result["verdict"] = "not testable here"
+    return result
+
+
+SOURCES = {"prognet": "prognet_table_ii / prognet_table_i", "detector": "detector_overall"}
+
+
+def verdict_table(results_dir: str | Path) -> pd.DataFrame:
+    """One row per claim: the paper's number, ours with its interval, the verdict and why."""
+    runs, rows = Runs(results_dir), []
+    for claim in paper.CLAIMS:
+        result = judge(claim, runs)
+        low, high = result.get("low", np.nan), result.get("high", np.nan)
+        rows.append({
+            "paper": {"prognet": "ProgNet", "detector": "CNN-LSTM detector"}[claim["paper"]],
+            "claim": claim["claim"], "source": claim["source"],
+            "paper's value": claim.get("target"),
+            "measure": result.get("measure", claim["metric"] if isinstance(claim["metric"], str)
+                                  else " & ".join(claim["metric"])),
+            "ours": None if np.isnan(result.get("ours", np.nan)) else round(result["ours"], 3),
+            "95% CI": "" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]",
+            "CI width": None if np.isnan(low) else round(high - low, 3),
+            "verdict": result["verdict"], "why": result["why"],
+            "from": "shortcut_audit" if claim["test"] == "lungs" else SOURCES[claim["paper"]],
+            "key": claim["key"],
+        })
+    return pd.DataFrame(rows)

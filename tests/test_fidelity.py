@@ -1,0 +1,237 @@
+"""The papers as written: published numbers pinned to the texts, the profiles' runs
+checkable offline, the Keras preprocessing matched, intervals that resample patients."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrlib import batch, compare, detector, paper, prognet, runs
+from cxrlib.errors import ConfigError
+from cxrlib.images import scale_pixels
+from cxrlib.metrics import bootstrap_ci, cluster_bootstrap_ci
+
+PAPERS = Path(__file__).resolve().parents[2] / "shared" / "papers"
+needs_papers = pytest.mark.skipif(not PAPERS.is_dir(),
+                                  reason=f"{PAPERS} is absent (the papers' texts sit in ../shared)")
+
+
+def _text(name: str) -> str:
+    return re.sub(r"\s+", " ", (PAPERS / name).read_text(errors="replace"))
+
+
+# --------------------------------------------------------------------------- paper.py
+@needs_papers
+@pytest.mark.parametrize("backbone,title", [("alexnet", "AlexNet"), ("vgg16", "VGG16"),
+                                            ("vgg19", "VGG19"), ("resnet50", "ProNet")])
+def test_prognet_table_i_matches_the_paper_text(backbone: str, title: str) -> None:
+    row = paper.PROGNET[backbone]
+    match = re.search(rf"{title} ([\d.]+)% ([\d.]+)% ([\d.]+)% ([\d.]+)%", _text("prognet-2020.txt"))
+    assert match, title
+    printed = [float(v) / 100 for v in match.groups()]
+    assert printed == pytest.approx([row[k] for k in ("tp_rate", "fn_rate", "fp_rate", "tn_rate")])
+
+
+@needs_papers
+def test_prognet_table_ii_and_setup_match_the_paper_text() -> None:
+    text = _text("prognet-2020.txt")
+    accuracies = " ".join(f"{paper.PROGNET[b]['accuracy'][0]:.3f} ±{paper.PROGNET[b]['accuracy'][1]:.2f}"
+                          for b in ("alexnet", "vgg16", "vgg19", "resnet50"))
+    assert f"Accuracy {accuracies}" in text
+    setup = paper.PROGNET_SETUP
+    assert f"data for {setup['patients']} patients" in text
+    assert f"{setup['train_sequences']} sequences for training" in text
+    assert f"{setup['test_sequences']} sequences for the test" in text
+    assert f"{setup['lstm_units']} hidden units" in text and f"dropout layer of {setup['dropout']}" in text
+    assert f"batch size was {setup['batch_size']} and {setup['epochs']} epochs" in text
+    assert "FC-" + ", FC-".join(map(str, setup["dense_units"])) in text.replace(", and FC-", ", FC-")
+
+
+def test_table_i_rates_are_shares_of_predicted_classes() -> None:
+    """TP% + FP% = 100 and FN% + TN% = 100 in every row: what PROGNET_TABLE_I_NOTE says."""
+    for row in paper.PROGNET.values():
+        assert row["tp_rate"] + row["fp_rate"] == pytest.approx(1.0, abs=2e-4)
+        assert row["fn_rate"] + row["tn_rate"] == pytest.approx(1.0, abs=2e-4)
+    assert "TP% + FP% = 100" in paper.PROGNET_TABLE_I_NOTE
+
+
+@needs_papers
+@pytest.mark.parametrize("model", ["cnn", "cnn_lstm"])
+def test_detector_tables_match_the_paper_text(model: str) -> None:
+    text = _text("cnn-lstm-detector-2020.txt")
+    entry = paper.DETECTOR[model]
+    pct = lambda v: f"{round(v * 100)}%"  # noqa: E731
+    assert f"is {pct(entry['accuracy'])} for COVID-19, pneumonia, and normal cases" in text \
+        or f"accuracy is {pct(entry['accuracy'])} for COVID-19, pneumonia, and normal" in text
+    specificity = [pct(entry["specificity"][c]) for c in detector.CLASSES]
+    assert f"{specificity[0]}, {specificity[1]}, and {specificity[2]} for COVID-19" in text
+    if model == "cnn":
+        sensitivity = [pct(entry["sensitivity"][c]) for c in detector.CLASSES]
+        assert f"achieved {sensitivity[0]}, {sensitivity[1]}, and {sensitivity[2]}" in text
+        f1 = [pct(entry["f1"][c]) for c in detector.CLASSES]
+        assert f"obtained {f1[0]}, {f1[1]}, {f1[2]}" in text
+    assert f"{entry['misclassified']} misclassified images for CNN" in text \
+        or f"{entry['misclassified']} misclassified images for CNN-LSTM" in text \
+        or f"{['zero', 'one', 'two', 'three', 'four'][entry['misclassified']]} misclassified images for " \
+           f"{'CNN-LSTM' if model == 'cnn_lstm' else 'CNN'}" in text
+
+
+@needs_papers
+def test_detector_setup_and_table_5_match_the_paper_texts() -> None:
+    text, cord = _text("cnn-lstm-detector-2020.txt"), _text("cnn-lstm-detector-2020-cord19.txt")
+    setup = paper.DETECTOR_SETUP
+    assert "learning rate is 0.0001" in text and f"maximum epochs number is {setup['max_epochs']}" in text
+    counts = setup["images"]
+    assert f"{counts['covid19']} X-ray images of COVID-19" in cord
+    assert f"{counts['pneumonia']} X-ray images of pneumonia" in cord
+    assert f"{counts['normal']} X-ray images of normal" in cord
+    assert f"all {setup['test_covid19']} images of COVID-19" in text
+    assert f"among {setup['test_images']} images" in text
+    for study, model, accuracy in paper.LITERATURE:
+        if study.startswith("Rahimzadeh"):  # its row lost its number in both extractions
+            assert "Xception and ResNet50V2" in text and f"{accuracy * 100:.1f}%" in text
+            continue
+        name = "Proposed System" if study.startswith("Islam") else study
+        pattern = rf"{re.escape(name)} (\[\d+\] )?{re.escape(model)} {accuracy * 100:.1f}"
+        assert re.search(pattern, cord, flags=re.IGNORECASE), (study, model, accuracy)
+
+
+def test_impossible_cnn_lstm_row_is_flagged() -> None:
+    """Sensitivity 1.00 on 22 COVID-19 images with F1 1.00 leaves no false COVID-19 call,
+    but specificity 0.91 on the other 42 means about 4: the note must say so."""
+    row, setup = paper.DETECTOR["cnn_lstm"], paper.DETECTOR_SETUP
+    others = setup["test_images"] - setup["test_covid19"]
+    false_calls = round(others * (1 - row["specificity"]["covid19"]))
+    tp = setup["test_covid19"]
+    f1 = 2 * tp / (2 * tp + false_calls)
+    assert round(f1, 2) < row["f1"]["covid19"] and false_calls > row["misclassified"]
+    assert "impossible" in paper.DETECTOR_NOTES["cnn_lstm"]
+
+
+# --------------------------------------------------------------------------- profiles
+@pytest.mark.parametrize("profile", sorted(batch.PROFILES))
+def test_every_run_of_every_profile_checks_offline(profile: str, tmp_path: Path) -> None:
+    plan = batch.plan(profile, tmp_path / "data", tmp_path / "out")
+    assert plan.runs
+    for run in plan.runs:
+        merged = {**runs.notebook_defaults(run.notebook), **run.parameters}
+        cls = prognet.Config if run.notebook == "prognet" else detector.Config
+        config = cls(**{k: v for k, v in merged.items() if k in cls.__dataclass_fields__}).check()
+        if profile == "paper" and run.notebook == "prognet":
+            if config.backbone == "alexnet":
+                assert config.weights is None and "alexnet" in config.weights_note
+            else:
+                assert config.weights == "imagenet" and not config.weights_note
+    if profile == "paper":
+        assert {r.parameters["backbone"] for r in plan.runs if r.notebook == "prognet"} == set(batch.BACKBONES)
+
+
+def test_weights_per_backbone_and_the_alexnet_fallback(tmp_path: Path) -> None:
+    weights = tmp_path / "alexnet.weights.h5"
+    plan = batch.plan("paper", tmp_path, tmp_path / "out", seeds=[0],
+                      overrides={"weights": {"alexnet": str(weights)}})
+    chosen = {r.parameters["backbone"]: r.parameters["weights"] for r in plan.runs
+              if r.notebook == "prognet"}
+    assert chosen == {"alexnet": str(weights), "vgg16": "imagenet", "vgg19": "imagenet",
+                      "resnet50": "imagenet"}
+    assert batch.resolve_weights("alexnet", "imagenet")["weights"] is None
+    assert batch.resolve_weights("vgg16", None) == {"weights": None}
+
+
+def test_a_run_failing_its_check_is_recorded_and_the_batch_goes_on(tmp_path: Path, monkeypatch) -> None:
+    plan = batch.plan("quick", tmp_path, tmp_path / "out", backbones=["alexnet"], seeds=[0, 1],
+                      models=["cnn"], folds=[0])
+    plan.runs[0].parameters["weights"] = str(tmp_path / "missing.weights.h5")
+    extracted = []
+    monkeypatch.setattr(prognet, "cohort", lambda data_dir, config: "cohort")
+    monkeypatch.setattr(prognet, "extract", lambda *a, **k: extracted.append("prognet"))
+    monkeypatch.setattr(detector, "dataset", lambda data_dir, config: "table")
+    monkeypatch.setattr(detector, "extract", lambda *a, **k: extracted.append("detector"))
+    batch.prepare_features(plan, progress=False)
+    bad, good, det = plan.runs
+    assert bad.status == "failed" and "missing.weights.h5" in bad.error and not bad.checked_ok
+    assert good.status == "pending" and det.status == "pending"
+    assert extracted == ["prognet", "detector", "detector"]  # the good ones were prepared
+    assert batch.execute(bad) is bad and bad.status == "failed"  # never started
+
+
+# --------------------------------------------------------------------------- preprocessing
+@pytest.mark.parametrize("backbone", ["vgg16", "vgg19", "resnet50"])
+def test_caffe_scaling_equals_keras_preprocess_input(backbone: str) -> None:
+    import keras
+
+    from cxrlib import models
+
+    module = {"vgg16": keras.applications.vgg16, "vgg19": keras.applications.vgg19,
+              "resnet50": keras.applications.resnet50}[backbone]
+    pixels = np.random.default_rng(3).integers(0, 256, size=(2, 17, 23, 3)).astype(np.float32)
+    ours = scale_pixels(pixels, models.input_scale(backbone))
+    theirs = np.asarray(module.preprocess_input(pixels.copy()))
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- intervals
+def _accuracy(y: np.ndarray, s: np.ndarray) -> float:
+    return float(((s >= 0.5) == y).mean())
+
+
+def test_repeated_rows_do_not_narrow_a_patient_interval() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 33)
+    s = np.where(rng.random(33) < 0.8, y, 1 - y).astype(float)
+    patients = np.arange(33)
+    once = cluster_bootstrap_ci(_accuracy, y, s, groups=patients, n_resamples=500)
+    tenfold = cluster_bootstrap_ci(_accuracy, np.tile(y, 10), np.tile(s, 10),
+                                   groups=np.tile(patients, 10), n_resamples=500)
+    assert once == pytest.approx(tenfold)
+    rows = bootstrap_ci(_accuracy, np.tile(y, 10), np.tile(s, 10), n_resamples=500)
+    assert rows[1] - rows[0] < 0.6 * (once[1] - once[0])  # what resampling rows pretended
+
+
+def test_table_i_names_each_rate_and_sets_the_paper_beside_the_matching_one() -> None:
+    y = np.array([1, 1, 1, 0, 0, 1, 1, 0])
+    s = np.array([.9, .8, .3, .2, .7, .9, .6, .1])
+    predictions = pd.DataFrame({"backbone": "vgg16", "label": y, "survival_score": s,
+                                "patient_id": [f"p{i % 5}" for i in range(8)]})
+    runs_table = pd.DataFrame([{"backbone": "vgg16", "scorer": "model", "weights": "none",
+                                "tp_rate": 0.8, "tn_rate": 2 / 3, "precision": 0.8, "npv": 2 / 3}])
+    table = compare.prognet_table_i(runs_table, predictions).set_index("rate")
+    assert table.loc["survivors found: TP/(TP+FN)", "pooled"] == 0.8
+    assert table.loc["deaths found: TN/(TN+FP)", "pooled"] == pytest.approx(0.667, abs=1e-3)
+    assert pd.isna(table.loc["survivors found: TP/(TP+FN)", "paper, if positive = survival"])
+    ppv = table.loc["predicted survivors who survived: TP/(TP+FP)"]
+    assert ppv["paper, if positive = survival"] == paper.PROGNET["vgg16"]["tp_rate"]
+    assert ppv["paper, if positive = death"] == paper.PROGNET["vgg16"]["tn_rate"]
+
+
+def test_lr_decay_is_keras_2_decay() -> None:
+    from cxrlib import training
+
+    optimizer = training.make_optimizer(1e-4, lr_decay=1e-4)
+    schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
+    for step in (0, 1, 120, 10_000):
+        assert float(schedule(step)) == pytest.approx(1e-4 / (1 + 1e-4 * step), rel=1e-6)
+    assert float(training.make_optimizer(1e-4).learning_rate) == pytest.approx(1e-4)
+
+
+def test_l2_reading_adds_a_penalty_and_bad_values_are_refused() -> None:
+    from cxrlib import models
+
+    plain, penalised = models.build_prognet_head(8), models.build_prognet_head(8, l2=1e-4)
+    assert not plain.losses and len(penalised.losses) >= 5
+    with pytest.raises(ConfigError, match="l2"):
+        models.build_prognet_head(8, l2=-1)
+    with pytest.raises(ConfigError, match="lr_decay"):
+        prognet.Config(lr_decay=-1.0, weights=None).check()
+
+
+def test_cohort_summary_states_both_cohorts(tiny_data: Path) -> None:
+    config = prognet.Config(weights=None, seq_len=2).check()
+    table = prognet.cohort_summary(tiny_data, config).set_index("findings")
+    assert list(table.index) == ["all", "COVID-19"]
+    assert table.loc["all", "used by this run"] and not table.loc["COVID-19", "used by this run"]
+    assert (table["patients"] == table["deaths"] + table["survivors"]).all()
+    assert table.loc["COVID-19", "not COVID-19"] == 0
