@@ -16,12 +16,14 @@ def run(image_size: int, batch_size: int, steps: int, log=print) -> dict:
     and the extrapolated 5-fold x 2-model grid (with and without the audit runs)."""
     import tensorflow as tf
 
+    from benchmarks.machine import usable_cpus
     from cxrlib import detector
 
     defaults = detector.Config()
     n_images = sum(defaults.class_counts().values())
     block = {"image_size": image_size, "batch_size": batch_size, "steps": steps, "warmup": 1,
-             "n_images": n_images, "n_folds": defaults.n_folds, "epochs": defaults.epochs,
+             "usable_cores": usable_cpus(), "n_images": n_images, "n_folds": defaults.n_folds,
+             "epochs": defaults.epochs,
              "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
              "models": {}}
     grid = {"with_audit_s": 0.0, "without_audit_s": 0.0}

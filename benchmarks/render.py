@@ -159,6 +159,10 @@ def paper_detector_lines(section: dict | None) -> list[str]:
              num(b["folds_with_audit_s"] / 3600)]
             for name, b in section["models"].items()]
     grid = section["grid"]
+    load = (section.get("measured") or {}).get("load_average_end")
+    shared = (f"Load average (1 min) when it finished: {load[0]}, on "
+              f"{section.get('usable_cores') or 'all'} usable cores: other work sharing the "
+              f"CPU slows every step." if load else "")
     return [f"**The detector as published**: the paper's Table 2 base (12 convolutions) "
             f"trained end to end from random initialisation, augmentation in the graph, on "
             f"this machine's {section['device']}, {section['image_size']} px, batch "
@@ -166,7 +170,7 @@ def paper_detector_lines(section: dict | None) -> list[str]:
             f"prediction batch(es) per model after {section['warmup']} untimed one. An "
             f"epoch is the training steps over 4/5 of {section['n_images']} images plus "
             f"predicting the held-out fold; a run is {section['epochs']} epochs; the "
-            f"shortcut audit trains a second network per run.", "",
+            f"shortcut audit trains a second network per run. {shared}", "",
             *table(["Model", "Training step (s)", "Prediction batch (s)", "Steps / epoch",
                     "Epoch (s)", f"{section['n_folds']} folds (h)",
                     f"{section['n_folds']} folds + audit (h)"], rows), "",
