@@ -256,6 +256,10 @@ def end_to_end_cost(batch: Batch, steps: int = 2) -> pd.DataFrame | None:
                      "s_per_step": step["train_step_s"], "s_per_epoch": cost["epoch_s"],
                      "epochs": config.epochs, "runs": len(group),
                      "audit": config.shortcut_audit, "hours": cost["total_hours"]})
+    if rows:  # free the measured networks before the runs' kernels start
+        import keras
+
+        keras.backend.clear_session()
     return pd.DataFrame(rows) if rows else None
 
 
