@@ -334,3 +334,40 @@ def paper_accuracy(model: str) -> float:
     from cxrlib import paper
 
     return paper.DETECTOR[model]["accuracy"]
+
+
+# --------------------------------------------------------------------------- saved model
+MODEL_DIR = "model"
+MODEL_FORMAT = 1
+
+
+def model_card(config: Config) -> dict:
+    """``model/model.json``: everything needed to score new images with the saved file.
+
+    ``kind="head"``: the conv base was frozen, only the head is saved and the base is
+    rebuilt from ``base``/``weights``/``init_seed`` (the same weights, bit for bit);
+    ``kind="whole"``: the base was trained too, the saved model takes images.
+    """
+    whole = bool(config.trainable) or getattr(config, "base", "vgg16") != "vgg16"
+    spec = config.feature_spec()
+    return {
+        "experiment": "detector", "format": MODEL_FORMAT, "kind": "whole" if whole else "head",
+        "model": config.model, "base": getattr(config, "base", "vgg16"),
+        "classes": list(CLASSES), "class_titles": CLASS_TITLES,
+        "output": "class probabilities, in the order of 'classes'",
+        "weights": config.weights, "weights_id": spec.weights_id(),
+        "image_size": config.image_size, "scale": models.input_scale("vgg16"),
+        "init_seed": config.init_seed, "feature_spec": asdict(spec),
+        "feature_key": spec.key(), "file": "model.keras" if whole else "head.keras",
+        "parameters": config.as_dict(),
+    }
+
+
+def save_model(out_dir: str | Path, config: Config, model) -> Path:
+    """Write the trained head (or the whole model when the base was trained) and
+    ``model.json`` under ``<out_dir>/model/``, atomically, the JSON last."""
+    folder = Path(out_dir) / MODEL_DIR
+    card = model_card(config)
+    training.save_keras(model, folder / card["file"])
+    training.write_json(folder / "model.json", card)
+    return folder
