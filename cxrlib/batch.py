@@ -4,14 +4,14 @@
 
 Layout under ``--out``: ``prognet/<backbone>/seed-<k>/`` and ``detector/<model>/fold-<k>/``
 (each an executed notebook plus its files), then ``01_data_exploration.ipynb`` (its
-figures in ``exploration/``), ``04_comparisons.ipynb`` and ``05_qualitative.ipynb`` with
-``tables/`` and ``figures/``, and ``batch_summary.csv``.
+figures in ``exploration/``), ``04_comparisons.ipynb``, ``05_qualitative.ipynb`` and
+``06_use_a_model.ipynb`` with ``tables/`` and ``figures/``, and ``batch_summary.csv``.
 
 Resumable and safe: a run whose folder holds a complete ``metrics.json`` is skipped; runs
 execute in ``<run>.partial/`` and are renamed when done, so a killed batch leaves nothing
 that looks finished; a failing run keeps its executed notebook (with the traceback) in
-``<run>.failed/``, is listed at the end, and does not stop the others. The exit code is 0
-only when every run succeeded. Features are extracted once per backbone before the runs,
+``<run>.failed/`` (a report: ``<name>.failed.ipynb``), is listed at the end with that
+path, and does not stop the others. The exit code is 0 only when every run succeeded. Features are extracted once per backbone before the runs,
 so parallel runs never compute the same features twice.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "detector": {"image_size": 224, "epochs": 200, "weights": "imagenet",
                            "n_per_class": PAPER_COUNTS, "augment_copies": 2}},
 }
-REPORTS = ("explore", "comparisons", "qualitative")
+REPORTS = ("explore", "comparisons", "qualitative", "use")
 GIB = 1024 ** 3
 MEMORY_PER_RUN = 3 * GIB  # a kernel with TensorFlow and one backbone, measured ~1.5-2.5 GB
 
@@ -70,6 +70,7 @@ class Run:
     status: str = "pending"
     seconds: float = 0.0
     error: str = ""
+    failed_notebook: str = ""  # the executed notebook holding the traceback, when failed
 
 
 @dataclass
@@ -183,6 +184,8 @@ def execute(run: Run) -> Run:
         run.status = "ok"
     except Exception as err:  # noqa: BLE001 - a failing run must not stop the batch
         run.status = "failed"
+        run.failed_notebook = str(run.out_dir.with_name(run.out_dir.name + ".failed")
+                                  / runs.notebook_path(run.notebook).name)
         run.error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"[:300]
     run.seconds = round(time.perf_counter() - start, 1)
     return run
@@ -223,8 +226,9 @@ def run_reports(batch: Batch, reports: Iterable[str] = REPORTS) -> list[Run]:
         if name == "explore":
             parameters = {"data_dir": str(batch.data_dir), "out_dir": str(batch.out / "exploration")}
         else:
-            parameters = {"results_dir": str(batch.out), "data_dir": str(batch.data_dir),
-                          "cache_dir": str(batch.cache_dir)}
+            known = runs.notebook_defaults(name)
+            parameters = {k: v for k, v in {"results_dir": str(batch.out),
+                                            "data_dir": str(batch.data_dir)}.items() if k in known}
         report = Run(name, batch.out, parameters, name)
         start = time.perf_counter()
         try:
@@ -232,6 +236,7 @@ def run_reports(batch: Batch, reports: Iterable[str] = REPORTS) -> list[Run]:
             report.status = "ok"
         except Exception as err:  # noqa: BLE001
             report.status = "failed"
+            report.failed_notebook = str(path.with_name(path.stem + ".failed.ipynb"))
             report.error = f"{type(err).__name__}: {err}"[:300]
         report.seconds = round(time.perf_counter() - start, 1)
         done.append(report)
@@ -240,7 +245,8 @@ def run_reports(batch: Batch, reports: Iterable[str] = REPORTS) -> list[Run]:
 
 def summary_table(all_runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame([{"run": r.label, "status": r.status, "seconds": r.seconds,
-                          "folder": str(r.out_dir), "error": r.error} for r in all_runs])
+                          "folder": str(r.out_dir), "error": r.error,
+                          "notebook": r.failed_notebook} for r in all_runs])
 
 
 def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: int | None = None,
@@ -306,20 +312,6 @@ def run_batch_from_args(args: argparse.Namespace) -> int:
     print(f"\n{len(table)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     failed = table[table["status"] == "failed"]
     for row in failed.itertuples():
-        print(f"FAILED {row.run}: {row.error}\n  notebook with the error: {row.folder}.failed/")
+        print(f"FAILED {row.run}: {row.error}\n  notebook with the error: {row.notebook}")
     print(f"summary: {Path(out) / 'batch_summary.csv'}")
     return 1 if len(failed) else 0
-
-
-def ensure_runs(results_dir: str | Path, data_dir: str | Path, cache_dir: str | Path | None = None,
-                profile: str = "quick") -> pd.DataFrame | None:
-    """Run ``profile``'s grid into ``results_dir`` (without the reports) if it holds no
-    finished ProgNet or detector runs yet; return the batch summary, or None if nothing ran.
-    Lets the comparison chapters run on their own, e.g. under nbval."""
-    from cxrlib.compare import run_folders
-
-    if run_folders(results_dir, "prognet") and run_folders(results_dir, "detector"):
-        return None
-    log.info("no runs in %s: running the %s grid on %s", results_dir, profile, data_dir)
-    return run_batch(profile, data_dir, results_dir, reports=False, progress=False,
-                     cache_dir=cache_dir)

@@ -247,8 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.images = [*args.images, *map(Path, extra)]
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("papermill").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        return args.func(args)
+        if args.verbose:
+            return args.func(args)
+        from cxrlib.runs import quiet_native_stderr
+
+        with quiet_native_stderr():
+            return args.func(args)
     except CxrError as err:
         print(f"cxr: error: {err}", file=sys.stderr)
         return 2
@@ -256,7 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if type(err).__name__ != "PapermillExecutionError":
             raise
         out = getattr(args, "out", None)
-        where = f" (executed notebook with the traceback: {out}.failed/)" if out else ""
+        where = ""
+        if out and getattr(args, "notebook", None):
+            from cxrlib.runs import notebook_path
+
+            failed = Path(out).with_name(Path(out).name + ".failed") / notebook_path(args.notebook).name
+            where = f" (executed notebook with the traceback: {failed})"
         print(f"cxr: the notebook failed in cell {err.exec_count}: {err.ename}: {err.evalue}{where}",
               file=sys.stderr)
         return 1

@@ -176,3 +176,30 @@ def mean_learning_curves(histories: pd.DataFrame, hue: str) -> plt.Figure:
                        kind="line", errorbar="sd", facet_kws={"sharey": False}, height=3.4,
                        aspect=1.3)
     return grid.figure
+
+
+def score_timeline(over_time: pd.DataFrame, title: str = "", threshold: float = 0.5,
+                   size: int = 160) -> plt.Figure:
+    """A patient's X-rays in time order with the survival score after each (the ProgNet
+    paper's Fig. 7 idea): thumbnails on top, the score as a line below. ``over_time`` has
+    columns t, path, survival_score (NaN while the model has too few images)."""
+    n = len(over_time)
+    figure = plt.figure(figsize=(max(6.0, 2.0 * n), 5.2), layout="constrained")
+    top, bottom = figure.subfigures(2, 1, height_ratios=[1.1, 1])
+    axes = top.subplots(1, n, squeeze=False)[0]
+    for ax, row in zip(axes, over_time.itertuples()):
+        ax.imshow(load_image(row.path, size, channels=1)[..., 0], cmap="gray", vmin=0, vmax=255)
+        ax.axis("off")
+        score = "not enough images yet" if np.isnan(row.survival_score) else f"SC {100 * row.survival_score:.0f}%"
+        ax.set_title(f"T{row.t}\n{score}", fontsize=9)
+    ax = bottom.subplots()
+    ax.plot(over_time["t"], over_time["survival_score"], marker="o")
+    ax.axhline(threshold, ls="--", color="0.6", label=f"threshold {threshold:g}")
+    ax.set_xticks(over_time["t"], [f"T{t}" for t in over_time["t"]])
+    ax.set_xlim(0.5, n + 0.5)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel("survival score P(survival)")
+    ax.set_xlabel("X-ray in time order (the score uses the images up to it)")
+    ax.legend(loc="lower right", fontsize=8)
+    figure.suptitle(title)
+    return figure

@@ -296,15 +296,18 @@ def detector_parts(saved: SavedModel) -> tuple:
     return base, head
 
 
-def detector_grad_cams(run: str | Path | SavedModel, paths: Sequence[str | Path]) -> tuple[list, list, list]:
-    """(images, Grad-CAM maps of the predicted class, titles) for ``explain.plot_cams``."""
+def detector_grad_cams(run: str | Path | SavedModel, paths: Sequence[str | Path],
+                       display_size: int = 256) -> tuple[list, list, list]:
+    """(X-rays at ``display_size`` px, Grad-CAM maps of the predicted class, titles) for
+    ``explain.plot_cams``; each map is computed at the model's input size."""
     from cxrlib import explain
 
     saved = _loaded(run, load_detector)
     scored = predict_detector(saved, paths)
     base, head = detector_parts(saved)
-    images = list(_pixels(saved, scored["path"].tolist()))
-    cams = [explain.detector_grad_cam(base, head, image) for image in images]
+    cams = [explain.detector_grad_cam(base, head, image)
+            for image in _pixels(saved, scored["path"].tolist())]
+    images = [load_image(p, display_size, 1, "unit")[..., 0] for p in scored["path"]]
     titles = [f"{Path(p).name}\npredicted {c} ({scored.loc[i, f'p_{c}']:.0%})"
               for i, (p, c) in enumerate(zip(scored["path"], scored["predicted"]))]
     return images, cams, titles

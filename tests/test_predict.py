@@ -19,24 +19,7 @@ import pytest
 from cxrlib import batch, predict, prognet
 from cxrlib.errors import ConfigError, CxrError, DataError, ImageError
 
-TINY = {"epochs": 3, "image_size": 32}
-TINY_DETECTOR = {"n_per_class": 10, "shortcut_audit": False, "augment_copies": 0}
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
-
-
-@pytest.fixture(scope="session")
-def tiny_runs(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """results folder with one finished ProgNet and one detector run (their models saved)."""
-    out = tmp_path_factory.mktemp("runs") / "results"
-    plan = batch.plan("sample", sample_dir, out, backbones=["alexnet"], seeds=[0],
-                      models=["cnn"], folds=[0], overrides=TINY,
-                      cache_dir=out.parent / "cache")
-    for run in plan.runs:
-        if run.notebook == "detector":
-            run.parameters.update(TINY_DETECTOR)
-    finished = batch.run_all(plan, workers=1, progress=False)
-    assert [r.status for r in finished] == ["ok", "ok"], [r.error for r in finished]
-    return out
 
 
 def _cxr(*args: str) -> subprocess.CompletedProcess:
@@ -149,3 +132,24 @@ def test_series_table_checks_its_columns(tmp_path: Path) -> None:
     csv.write_text("patient_id,path,offset\n1,a.png,5\n1,b.png,2\n2,c.png,0\n")
     series = predict.read_series(csv)
     assert series == {"1": [str(tmp_path / "b.png"), "a.png"], "2": ["c.png"]}
+
+
+@pytest.mark.slow
+def test_reports_read_a_subset_of_runs_and_say_what_is_missing(
+        tiny_runs: Path, sample_dir: Path, tmp_path: Path) -> None:
+    """One backbone and one detector model: chapters 4-6 run, and chapter 5 lists what it
+    asked for and did not find (resnet50, cnn_lstm) instead of failing."""
+    plan = batch.plan("sample", sample_dir, tiny_runs, backbones=["alexnet"], seeds=[0],
+                      models=["cnn"], folds=[0])
+    done = batch.run_reports(plan, reports=("comparisons", "qualitative", "use"))
+    assert [r.status for r in done] == ["ok", "ok", "ok"], [r.error for r in done]
+    chapter5 = (tiny_runs / "05_qualitative.ipynb").read_text()
+    assert "detector/cnn_lstm/fold-0" in chapter5 and "prognet/resnet50/seed-*" in chapter5
+    assert (tiny_runs / "figures" / "use_prognet_over_time.png").is_file()
+    assert (tiny_runs / "figures" / "gradcam_detector.png").is_file()
+    # an empty results folder: the report fails, and names the notebook holding the error
+    (failed,) = batch.run_reports(batch.plan("sample", sample_dir, tmp_path / "empty"),
+                                  reports=("comparisons",))
+    assert failed.status == "failed" and "no finished runs" in failed.error
+    assert Path(failed.failed_notebook).is_file()
+    assert failed.failed_notebook.endswith("04_comparisons.failed.ipynb")
