@@ -160,6 +160,11 @@ def metric_distributions(runs: pd.DataFrame, metrics: Sequence[str], by: str = "
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("")
         ax.tick_params(axis="x", rotation=30)
+        if ax.get_legend() is not None:  # one legend, beside the last panel, not over data
+            ax.get_legend().remove()
+    if hue is not None:
+        handles, labels = axes.flat[-1].get_legend_handles_labels()
+        axes.flat[-1].legend(handles, labels, title=hue, loc="center left", bbox_to_anchor=(1.02, 0.5))
     figure.tight_layout()
     return figure
 
