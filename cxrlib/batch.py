@@ -217,11 +217,11 @@ def run_all(batch: Batch, workers: int = 1, submit: Callable | None = None,
     return batch.runs
 
 
-def run_reports(batch: Batch, reports: Iterable[str] = REPORTS) -> list[Run]:
-    """Execute the data chapter (into ``exploration/``) and the comparison and
-    qualitative notebooks on the collected runs."""
+def run_reports(batch: Batch, reports: Iterable[str] = REPORTS, progress: bool = False) -> list[Run]:
+    """Execute the data chapter (into ``exploration/``) and the report chapters (04-06)
+    on whatever finished runs the output folder holds."""
     done = []
-    for name in reports:
+    for name in tqdm(list(reports), desc="reports", unit="notebook", disable=not progress):
         path = batch.out / runs.NOTEBOOKS[name]
         if name == "explore":
             parameters = {"data_dir": str(batch.data_dir), "out_dir": str(batch.out / "exploration")}
@@ -269,7 +269,7 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
         finished = run_all(batch, workers, progress=progress)
     else:
         raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
-    report_runs = run_reports(batch) if reports else []
+    report_runs = run_reports(batch, progress=progress) if reports else []
     table = summary_table(finished + report_runs)
     runs.write_csv(batch.out / "batch_summary.csv", table)
     runs.write_json(batch.out / "batch.json", {
