@@ -153,9 +153,11 @@ def metric_distributions(runs: pd.DataFrame, metrics: Sequence[str], by: str = "
     figure, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.8), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
         subset = long[long["metric"] == metric]
-        sns.boxplot(data=subset, x=by, y="value", hue=hue, ax=ax, color="0.9", showfliers=False)
+        grey = {"palette": ["0.9"] * long[hue].nunique()} if hue else {"color": "0.9"}
+        sns.boxplot(data=subset, x=by, y="value", hue=hue, ax=ax, showfliers=False,
+                    legend=False, **grey)
         sns.stripplot(data=subset, x=by, y="value", hue=hue, ax=ax, dodge=hue is not None,
-                      alpha=0.7, legend=False)
+                      alpha=0.7, legend=hue is not None)  # the legend shows the points' colours
         ax.set_title(metric)
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("")
