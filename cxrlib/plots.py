@@ -39,6 +39,10 @@ def bar_counts(table: pd.DataFrame, column: str, hue: str | None = None,
         frame[hue] = frame[hue].fillna("<missing>").astype(str)
     figure, ax = plt.subplots(figsize=(7, 0.3 * len(order) + 1.2))
     sns.countplot(data=frame[frame[column].isin(order)], y=column, hue=hue, order=order, ax=ax)
+    for bars in ax.containers:  # counts on the bars: small ones stay readable beside large
+        ax.bar_label(bars, fontsize=8, padding=2)
+    if ax.get_legend() is not None:
+        sns.move_legend(ax, "center left", bbox_to_anchor=(1, 0.5), fontsize=9)
     ax.set_title(title or f"images per {column}")
     ax.set_xlabel("images")
     figure.tight_layout()
@@ -137,6 +141,8 @@ def roc_curve_plot(curves: pd.DataFrame, title: str = "ROC") -> plt.Figure:
     sns.lineplot(data=curves, x="fpr", y="tpr", hue="label", estimator=None, ax=ax,
                  drawstyle="steps-post")
     ax.plot([0, 1], [0, 1], ls="--", color="0.6")
+    if ax.get_legend() is not None:
+        ax.get_legend().set_title(None)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title(title)
