@@ -173,6 +173,15 @@ def _config_fields(cls, values: dict) -> dict:
     return {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
 
 
+def describe_error(err: BaseException) -> str:
+    """One line for the summary: a failed notebook's own exception (name and message),
+    else the exception's last line."""
+    if hasattr(err, "ename"):  # papermill's PapermillExecutionError
+        return f"{err.ename}: {str(err.evalue).strip()}"[:300]
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[-1] if text else ''}"[:300]
+
+
 def execute(run: Run) -> Run:
     """Execute one run (skip it if finished); never raises: the status says what happened."""
     if runs.is_finished(run.out_dir):
@@ -186,7 +195,7 @@ def execute(run: Run) -> Run:
         run.status = "failed"
         run.failed_notebook = str(run.out_dir.with_name(run.out_dir.name + ".failed")
                                   / runs.notebook_path(run.notebook).name)
-        run.error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"[:300]
+        run.error = describe_error(err)
     run.seconds = round(time.perf_counter() - start, 1)
     return run
 
@@ -237,7 +246,7 @@ def run_reports(batch: Batch, reports: Iterable[str] = REPORTS, progress: bool =
         except Exception as err:  # noqa: BLE001
             report.status = "failed"
             report.failed_notebook = str(path.with_name(path.stem + ".failed.ipynb"))
-            report.error = f"{type(err).__name__}: {err}"[:300]
+            report.error = describe_error(err)
         report.seconds = round(time.perf_counter() - start, 1)
         done.append(report)
     return done

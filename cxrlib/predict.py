@@ -22,7 +22,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from cxrlib import detector, features, models, prognet, training
+from cxrlib import features, models, prognet, training
 from cxrlib.errors import ConfigError, CxrError, DataError
 from cxrlib.images import load_image
 

@@ -86,7 +86,7 @@ def save_keras(model, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = _partial(path)
-    copy = keras.models.clone_model(model)
+    copy = keras.Model.from_config(model.get_config())  # uncompiled: no optimizer state
     copy.set_weights(model.get_weights())
     copy.save(partial)
     os.replace(partial, path)
