@@ -6,7 +6,7 @@
     cxr run prognet --backbone resnet50 --seed 0 --data-dir DIR --out DIR [-p name value]
     cxr run detector --model cnn_lstm --fold 0 --seed 0 --data-dir DIR --out DIR
     cxr batch --profile sample|paper --data-dir DIR --out results/<profile>
-    cxr predict prognet --run RUN_DIR IMAGE [IMAGE ...] | --series CSV [--json]
+    cxr predict prognet --run RUN_DIR IMAGE [IMAGE ...] [--gradcam OUT.png] | --series CSV [--json]
     cxr predict detector --run RUN_DIR IMAGE [IMAGE ...] [--gradcam OUT.png] [--json]
 """
 from __future__ import annotations
@@ -130,13 +130,16 @@ def _predictions(args: argparse.Namespace):
 def cmd_predict(args: argparse.Namespace) -> int:
     from cxrlib import predict
 
-    if args.gradcam is not None and args.experiment != "detector":
-        raise CxrError("--gradcam draws the detector's maps: use it with cxr predict detector")
+    if args.gradcam is not None and args.series is not None:
+        raise CxrError("--gradcam draws one patient's series: give the image files, not --series")
     saved, table = _predictions(args)
     if args.gradcam is not None:
         from cxrlib import explain, plots
 
-        images, cams, titles = predict.detector_grad_cams(saved, table["path"].tolist())
+        if args.experiment == "detector":
+            images, cams, titles = predict.detector_grad_cams(saved, table["path"].tolist())
+        else:
+            images, cams, titles = predict.prognet_grad_cams(saved, args.images)
         plots.save_figure(explain.plot_cams(images, cams, titles, ncols=min(3, len(images))),
                           args.gradcam)
     if args.json:
@@ -225,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--series", type=Path,
                          help="prognet: CSV with patient_id, path, offset (many patients)")
     predict.add_argument("--fold", type=int, help="prognet k-fold runs: which fold's head")
-    predict.add_argument("--gradcam", type=Path, metavar="OUT.png", help="detector: draw Grad-CAM")
+    predict.add_argument("--gradcam", type=Path, metavar="OUT.png",
+                         help="draw Grad-CAM maps (detector: each image; prognet: the series)")
     predict.add_argument("--cache-dir", type=Path, help="feature cache (default: none kept)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.set_defaults(func=cmd_predict)

@@ -231,6 +231,27 @@ def prognet_over_time(run: str | Path | SavedModel, paths: Sequence[str | Path],
     return pd.DataFrame(rows)
 
 
+def prognet_grad_cams(run: str | Path | SavedModel, paths: Sequence[str | Path],
+                      display_size: int = 256) -> tuple[list, list, list]:
+    """Grad-CAM of one patient's series (``seq_len`` images in time order) with the saved
+    head: (X-rays at ``display_size`` px, one map per time point, titles)."""
+    from cxrlib import explain
+
+    saved = _loaded(run, load_prognet)
+    card = saved.card
+    if card["kind"] != "head":
+        raise ConfigError(f"{saved.run_dir}: Grad-CAM needs a head on cached features; this "
+                          "model was trained end to end")
+    score = float(predict_prognet(saved, list(paths))["survival_score"].iloc[0])
+    series = _pixels(saved, [str(p) for p in paths])
+    cams = explain.prognet_grad_cam(card["backbone"], card["image_size"], card["weights"],
+                                    card["init_seed"], saved.model, series,
+                                    standardize=saved.standardization, threshold=card["threshold"])
+    titles = [f"T{t + 1}\n{Path(p).name}" + (f"\nsurvival score {100 * score:.0f}%" if t == 0 else "\n")
+              for t, p in enumerate(paths)]
+    return [load_image(p, display_size, 1, "unit")[..., 0] for p in paths], list(cams), titles
+
+
 def read_series(csv: str | Path) -> dict[str, list[str]]:
     """``{patient_id: [paths sorted by offset]}`` from a CSV with columns patient_id, path,
     offset; a relative path is looked up beside the CSV first, then from the working folder."""

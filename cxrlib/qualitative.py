@@ -140,18 +140,11 @@ def prognet_cams(run_dir: str | Path, sequences: pd.DataFrame, patient_id: str |
     """Grad-CAM of one test patient's series with the run's saved head (the first test
     patient by default): (X-rays, heat maps, titles), one per time point."""
     saved = predict.load_prognet(run_dir)
-    card = saved.card
-    scored = pd.read_csv(Path(run_dir) / "predictions.csv", dtype={"patient_id": str})
-    row = scored.iloc[0] if patient_id is None else scored.set_index("patient_id").loc[patient_id]
-    patient_id = patient_id or row["patient_id"]
-    paths = sequences.set_index("patient_id").loc[str(patient_id), "paths"][:card["seq_len"]]
-    series = np.stack([load_image(p, card["image_size"], 3, card["scale"]) for p in paths])
-    cams = explain.prognet_grad_cam(card["backbone"], card["image_size"], card["weights"],
-                                    card["init_seed"], saved.model, series,
-                                    standardize=saved.standardization, threshold=card["threshold"])
-    titles = [f"patient {patient_id}, T{t + 1}" + (f"\nSC {100 * row['survival_score']:.0f}%" if t == 0 else "\n")
-              for t in range(len(paths))]
-    return [display_image(p) for p in paths], list(cams), titles
+    tested = pd.read_csv(Path(run_dir) / "predictions.csv", dtype={"patient_id": str})
+    patient_id = str(patient_id or tested["patient_id"].iloc[0])
+    paths = sequences.set_index("patient_id").loc[patient_id, "paths"][:saved.card["seq_len"]]
+    images, cams, titles = predict.prognet_grad_cams(saved, paths)
+    return images, cams, [f"patient {patient_id}, {t}" for t in titles]
 
 
 def held_out_series(run_dir: str | Path, sequences: pd.DataFrame,

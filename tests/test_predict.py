@@ -114,6 +114,9 @@ def test_score_over_time_slides_the_window(tiny_runs: Path, sample_dir: Path) ->
     assert table["survival_score"].iloc[:2].isna().all()
     first = predict.predict_prognet(run, paths[:3])["survival_score"].iloc[0]
     assert table["survival_score"].iloc[2] == pytest.approx(first, abs=1e-7)
+    images, cams, titles = predict.prognet_grad_cams(run, paths[:3])
+    assert len(images) == len(cams) == len(titles) == 3
+    assert all(cam.shape == (32, 32) and 0 <= cam.min() <= cam.max() <= 1 for cam in cams)
 
 
 def test_a_folder_without_a_model_is_named(tmp_path: Path) -> None:
