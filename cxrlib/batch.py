@@ -7,12 +7,14 @@ Layout under ``--out``: ``prognet/<backbone>/seed-<k>/`` and ``detector/<model>/
 figures in ``exploration/``), ``04_comparisons.ipynb``, ``05_qualitative.ipynb`` and
 ``06_use_a_model.ipynb`` with ``tables/`` and ``figures/``, and ``batch_summary.csv``.
 
-Resumable and safe: a run whose folder holds a complete ``metrics.json`` is skipped; runs
-execute in ``<run>.partial/`` and are renamed when done, so a killed batch leaves nothing
-that looks finished; a failing run keeps its executed notebook (with the traceback) in
-``<run>.failed/`` (a report: ``<name>.failed.ipynb``), is listed at the end with that
-path, and does not stop the others. The exit code is 0 only when every run succeeded. Features are extracted once per backbone before the runs,
-so parallel runs never compute the same features twice.
+Resumable and safe: a run whose folder holds a complete ``metrics.json`` and its saved
+model is skipped; runs execute in ``<run>.partial/`` and are renamed when done, so a
+killed batch leaves nothing that looks finished; a failing run keeps its executed notebook
+(with the traceback) in ``<run>.failed/`` (a report: ``<name>.failed.ipynb``), is listed
+at the end with that path, and does not stop the others. The exit code is 0 only when
+every run succeeded. Features are extracted once per backbone before the runs, so
+parallel runs never compute the same features twice. The report chapters read whatever
+runs are there.
 """
 from __future__ import annotations
 
