@@ -120,6 +120,8 @@ def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: P
                             text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "skipped (finished)" in result.stdout
+    for noise in ("ERROR", "Traceback", "KeyboardInterrupt", "use_unbounded_threadpool"):
+        assert noise not in result.stdout + result.stderr  # a quiet console when all is well
     assert _results(killed) == _results(whole)
     assert len(_results(whole)) == 3
 
