@@ -8,15 +8,17 @@ steps on this machine (``--estimate`` prints it and stops).
 
 Layout under ``--out``: ``prognet/<backbone>/seed-<k>/`` and ``detector/<model>/fold-<k>/``
 (each an executed notebook plus its files), then ``01_data_exploration.ipynb`` (its
-figures in ``exploration/``), ``04_comparisons.ipynb`` and ``05_qualitative.ipynb`` with
-``tables/`` and ``figures/``, and ``batch_summary.csv``.
+figures in ``exploration/``), ``04_comparisons.ipynb``, ``05_qualitative.ipynb`` and
+``06_use_a_model.ipynb`` with ``tables/`` and ``figures/``, and ``batch_summary.csv``.
 
-Resumable and safe: a run whose folder holds a complete ``metrics.json`` is skipped; runs
-execute in ``<run>.partial/`` and are renamed when done, so a killed batch leaves nothing
-that looks finished; a failing run keeps its executed notebook (with the traceback) in
-``<run>.failed/``, is listed at the end, and does not stop the others. The exit code is 0
-only when every run succeeded. Features are extracted once per backbone before the runs,
-so parallel runs never compute the same features twice.
+Resumable and safe: a run whose folder holds a complete ``metrics.json`` and its saved
+model is skipped; runs execute in ``<run>.partial/`` and are renamed when done, so a
+killed batch leaves nothing that looks finished; a failing run keeps its executed notebook
+(with the traceback) in ``<run>.failed/`` (a report: ``<name>.failed.ipynb``), is listed
+at the end with that path, and does not stop the others. The exit code is 0 only when
+every run succeeded. Features are extracted once per backbone before the runs, so
+parallel runs never compute the same features twice. The report chapters read whatever
+runs are there.
 """
 from __future__ import annotations
 
@@ -71,7 +73,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                   "detector": {**PAPER_DETECTOR, "base": "paper", "weights": None,
                                "trainable": True, "augment_copies": 0}},
 }
-REPORTS = ("explore", "comparisons", "qualitative")
+REPORTS = ("explore", "comparisons", "qualitative", "use")
 GIB = 1024 ** 3
 MEMORY_PER_RUN = 3 * GIB  # a kernel with TensorFlow and one backbone, measured ~1.5-2.5 GB
 
@@ -88,6 +90,7 @@ class Run:
     seconds: float = 0.0
     error: str = ""
     checked_ok: bool = True  # False: its parameters failed the check, it never starts
+    failed_notebook: str = ""  # the executed notebook holding the traceback, when failed
 
 
 @dataclass
@@ -280,6 +283,15 @@ def cost_message(cost: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def describe_error(err: BaseException) -> str:
+    """One line for the summary: a failed notebook's own exception (name and message),
+    else the exception's last line."""
+    if hasattr(err, "ename"):  # papermill's PapermillExecutionError
+        return f"{err.ename}: {str(err.evalue).strip()}"[:300]
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[-1] if text else ''}"[:300]
+
+
 def execute(run: Run) -> Run:
     """Execute one run (skip it if finished, or if it failed its check before starting);
     never raises: the status says what happened."""
@@ -294,7 +306,9 @@ def execute(run: Run) -> Run:
         run.status = "ok"
     except Exception as err:  # noqa: BLE001 - a failing run must not stop the batch
         run.status = "failed"
-        run.error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"[:300]
+        run.failed_notebook = str(run.out_dir.with_name(run.out_dir.name + ".failed")
+                                  / runs.notebook_path(run.notebook).name)
+        run.error = describe_error(err)
     run.seconds = round(time.perf_counter() - start, 1)
     return run
 
@@ -325,17 +339,18 @@ def run_all(batch: Batch, workers: int = 1, submit: Callable | None = None,
     return batch.runs
 
 
-def run_reports(batch: Batch, reports: Iterable[str] = REPORTS) -> list[Run]:
-    """Execute the data chapter (into ``exploration/``) and the comparison and
-    qualitative notebooks on the collected runs."""
+def run_reports(batch: Batch, reports: Iterable[str] = REPORTS, progress: bool = False) -> list[Run]:
+    """Execute the data chapter (into ``exploration/``) and the report chapters (04-06)
+    on whatever finished runs the output folder holds."""
     done = []
-    for name in reports:
+    for name in tqdm(list(reports), desc="reports", unit="notebook", disable=not progress):
         path = batch.out / runs.NOTEBOOKS[name]
         if name == "explore":
             parameters = {"data_dir": str(batch.data_dir), "out_dir": str(batch.out / "exploration")}
         else:
-            parameters = {"results_dir": str(batch.out), "data_dir": str(batch.data_dir),
-                          "cache_dir": str(batch.cache_dir)}
+            known = runs.notebook_defaults(name)
+            parameters = {k: v for k, v in {"results_dir": str(batch.out),
+                                            "data_dir": str(batch.data_dir)}.items() if k in known}
         report = Run(name, batch.out, parameters, name)
         start = time.perf_counter()
         try:
@@ -343,7 +358,8 @@ def run_reports(batch: Batch, reports: Iterable[str] = REPORTS) -> list[Run]:
             report.status = "ok"
         except Exception as err:  # noqa: BLE001
             report.status = "failed"
-            report.error = f"{type(err).__name__}: {err}"[:300]
+            report.failed_notebook = str(path.with_name(path.stem + ".failed.ipynb"))
+            report.error = describe_error(err)
         report.seconds = round(time.perf_counter() - start, 1)
         done.append(report)
     return done
@@ -351,7 +367,8 @@ def run_reports(batch: Batch, reports: Iterable[str] = REPORTS) -> list[Run]:
 
 def summary_table(all_runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame([{"run": r.label, "status": r.status, "seconds": r.seconds,
-                          "folder": str(r.out_dir), "error": r.error} for r in all_runs])
+                          "folder": str(r.out_dir), "error": r.error,
+                          "notebook": r.failed_notebook} for r in all_runs])
 
 
 def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: int | None = None,
@@ -378,7 +395,7 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
         finished = run_all(batch, workers, progress=progress)
     else:
         raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
-    report_runs = run_reports(batch) if reports else []
+    report_runs = run_reports(batch, progress=progress) if reports else []
     table = summary_table(finished + report_runs)
     runs.write_csv(batch.out / "batch_summary.csv", table)
     runs.write_json(batch.out / "batch.json", {
@@ -429,20 +446,8 @@ def run_batch_from_args(args: argparse.Namespace) -> int:
     print(f"\n{len(table)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     failed = table[table["status"] == "failed"]
     for row in failed.itertuples():
-        print(f"FAILED {row.run}: {row.error}\n  notebook with the error: {row.folder}.failed/")
+        where = (f"notebook with the error: {row.notebook}" if row.notebook
+                 else "its parameters failed the check; it never started")
+        print(f"FAILED {row.run}: {row.error}\n  {where}")
     print(f"summary: {Path(out) / 'batch_summary.csv'}")
     return 1 if len(failed) else 0
-
-
-def ensure_runs(results_dir: str | Path, data_dir: str | Path, cache_dir: str | Path | None = None,
-                profile: str = "quick") -> pd.DataFrame | None:
-    """Run ``profile``'s grid into ``results_dir`` (without the reports) if it holds no
-    finished ProgNet or detector runs yet; return the batch summary, or None if nothing ran.
-    Lets the comparison chapters run on their own, e.g. under nbval."""
-    from cxrlib.compare import run_folders
-
-    if run_folders(results_dir, "prognet") and run_folders(results_dir, "detector"):
-        return None
-    log.info("no runs in %s: running the %s grid on %s", results_dir, profile, data_dir)
-    return run_batch(profile, data_dir, results_dir, reports=False, progress=False,
-                     cache_dir=cache_dir)

@@ -6,6 +6,8 @@
     cxr run prognet --backbone resnet50 --seed 0 --data-dir DIR --out DIR [-p name value]
     cxr run detector --model cnn_lstm --fold 0 --seed 0 --data-dir DIR --out DIR
     cxr batch --profile sample|paper|paper-gpu --data-dir DIR --out results/<profile> [--estimate]
+    cxr predict prognet --run RUN_DIR IMAGE [IMAGE ...] [--gradcam OUT.png] | --series CSV [--json]
+    cxr predict detector --run RUN_DIR IMAGE [IMAGE ...] [--gradcam OUT.png] [--json]
 """
 from __future__ import annotations
 
@@ -109,6 +111,52 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return run_batch_from_args(args)
 
 
+def _predictions(args: argparse.Namespace):
+    """The predictions table of ``cxr predict`` (and the loaded model)."""
+    from cxrlib import predict
+
+    if args.series is not None and args.images:
+        raise CxrError("give image files or --series CSV, not both")
+    if args.experiment == "detector":
+        if args.series is not None:
+            raise CxrError("--series is for prognet; give the detector image files")
+        saved = predict.load_detector(args.run)
+        return saved, predict.predict_detector(saved, args.images, args.cache_dir)
+    saved = predict.load_prognet(args.run, args.fold)
+    patients = predict.read_series(args.series) if args.series is not None else args.images
+    return saved, predict.predict_prognet(saved, patients, args.cache_dir)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cxrlib import predict
+
+    if args.gradcam is not None and args.series is not None:
+        raise CxrError("--gradcam draws one patient's series: give the image files, not --series")
+    saved, table = _predictions(args)
+    if args.gradcam is not None:
+        from cxrlib import explain, plots
+
+        if args.experiment == "detector":
+            images, cams, titles = predict.detector_grad_cams(saved, table["path"].tolist())
+        else:
+            images, cams, titles = predict.prognet_grad_cams(saved, args.images)
+        plots.save_figure(explain.plot_cams(images, cams, titles, ncols=min(3, len(images))),
+                          args.gradcam)
+    if args.json:
+        from cxrlib.runs import to_jsonable
+
+        print(json.dumps({"run": str(args.run), "model": {k: saved.card.get(k) for k in (
+            "experiment", "kind", "backbone", "model", "image_size", "weights", "seq_len")},
+            "predictions": to_jsonable(table.to_dict("records"))}, indent=2))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        if args.experiment == "prognet":
+            print("\nsurvival_score = P(survival) of the model; score_* = the baselines' P(survival)")
+    if args.gradcam is not None:
+        print(f"Grad-CAM: {args.gradcam}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def cmd_readme(args: argparse.Namespace) -> int:
     from cxrlib.compare import replace_between, results_markdown
 
@@ -172,6 +220,20 @@ def build_parser() -> argparse.ArgumentParser:
     readme.add_argument("--readme", type=Path, default=Path("README.md"))
     readme.set_defaults(func=cmd_readme)
 
+    predict = commands.add_parser("predict", help="score new images with a run's saved model")
+    predict.add_argument("experiment", choices=["prognet", "detector"])
+    predict.add_argument("images", nargs="*", type=Path,
+                         help="prognet: one patient's images in time order; detector: X-rays")
+    predict.add_argument("--run", required=True, type=Path, help="a finished run folder")
+    predict.add_argument("--series", type=Path,
+                         help="prognet: CSV with patient_id, path, offset (many patients)")
+    predict.add_argument("--fold", type=int, help="prognet k-fold runs: which fold's head")
+    predict.add_argument("--gradcam", type=Path, metavar="OUT.png",
+                         help="draw Grad-CAM maps (detector: each image; prognet: the series)")
+    predict.add_argument("--cache-dir", type=Path, help="feature cache (default: none kept)")
+    predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.set_defaults(func=cmd_predict)
+
     batch = commands.add_parser("batch", help="every backbone x seed and model x fold")
     from cxrlib.batch import add_batch_arguments
 
@@ -182,11 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and (args.command != "predict" or any(e.startswith("-") for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # image files after --run: argparse leaves them over
+        args.images = [*args.images, *map(Path, extra)]
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("papermill").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        return args.func(args)
+        if args.verbose:
+            return args.func(args)
+        from cxrlib.runs import quiet_native_stderr
+
+        with quiet_native_stderr():
+            return args.func(args)
     except CxrError as err:
         print(f"cxr: error: {err}", file=sys.stderr)
         return 2
@@ -194,7 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if type(err).__name__ != "PapermillExecutionError":
             raise
         out = getattr(args, "out", None)
-        where = f" (executed notebook with the traceback: {out}.failed/)" if out else ""
+        where = ""
+        if out and getattr(args, "notebook", None):
+            from cxrlib.runs import notebook_path
+
+            failed = Path(out).with_name(Path(out).name + ".failed") / notebook_path(args.notebook).name
+            where = f" (executed notebook with the traceback: {failed})"
         print(f"cxr: the notebook failed in cell {err.exec_count}: {err.ename}: {err.evalue}{where}",
               file=sys.stderr)
         return 1

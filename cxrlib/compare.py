@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from cxrlib import paper
+from cxrlib.errors import DataError
 from cxrlib.metrics import binary_metrics, cluster_bootstrap_ci, multiclass_metrics
 
 PROGNET_SCORES = ("accuracy", "precision", "recall", "f1", "specificity", "balanced_accuracy",
@@ -38,6 +39,23 @@ def run_folders(results_dir: str | Path, experiment: str) -> list[Path]:
     """Finished run folders of one experiment (those with a ``metrics.json``)."""
     root = Path(results_dir) / experiment
     return sorted(p.parent for p in root.glob("*/*/metrics.json")) if root.is_dir() else []
+
+
+def run_inventory(results_dir: str | Path) -> pd.DataFrame:
+    """Which finished runs a results folder holds: one row per backbone or detector model,
+    with its seeds or folds (what the tables below are built from)."""
+    rows = []
+    for experiment, prefix in (("prognet", "seed-"), ("detector", "fold-")):
+        groups: dict[str, list[str]] = {}
+        for folder in run_folders(results_dir, experiment):
+            groups.setdefault(folder.parent.name, []).append(folder.name.removeprefix(prefix))
+        rows += [{"experiment": experiment, "backbone or model": name, "runs": len(found),
+                  prefix.rstrip("-") + "s": ", ".join(sorted(found, key=int))}
+                 for name, found in groups.items()]
+    if not rows:
+        raise DataError(f"{results_dir}: no finished runs; make some first, e.g. "
+                        f"cxr batch --profile quick --data-dir data/sample --out {results_dir}")
+    return pd.DataFrame(rows).fillna("")
 
 
 def _read(folder: Path) -> dict:

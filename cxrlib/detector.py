@@ -369,14 +369,17 @@ def compare_with_paper(evaluation: dict, model: str) -> pd.DataFrame:
 
 
 def shortcut_audit(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, config: Config,
-                   cache_dir: str | Path, full_accuracy: float, progress: bool = True) -> dict:
+                   cache_dir: str | Path, full_accuracy: float,
+                   progress: bool = True) -> tuple[dict, pd.DataFrame]:
     """Train the same pipeline on lungs-blanked images; fit a plain source classifier.
 
     Returns accuracies: ``full_image`` (the run's model), ``lungs_blanked`` (same pipeline,
     same fold, images with the lung region set to black; an end-to-end run trains its own
     network on them), ``source_thumbnail`` and
     ``source_file_size`` (logistic regression telling Cohen from pediatric images), and the
-    chance levels they should be read against.
+    chance levels they should be read against; and the lungs-blanked model's predictions
+    of the test images (saved as ``predictions_lungs_blanked.csv``, so the verdict can put a
+    patient-resampled interval on them).
     """
     _, found = extract(table, config, cache_dir, region="border", progress=progress)
     blanked, history, _ = train_and_predict(table, train, test, found, config, region="border")
@@ -389,7 +392,7 @@ def shortcut_audit(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, con
         "source_thumbnail": sources["thumbnail"],
         "source_file_size": sources["file_size_only"],
         "source_majority": sources["majority_rate"],
-    }
+    }, blanked
 
 
 def run_metrics(config: Config, evaluation: dict, table: pd.DataFrame, train: np.ndarray,
@@ -418,3 +421,40 @@ def paper_accuracy(model: str) -> float:
     from cxrlib import paper
 
     return paper.DETECTOR[model]["accuracy"]
+
+
+# --------------------------------------------------------------------------- saved model
+MODEL_DIR = "model"
+MODEL_FORMAT = 1
+
+
+def model_card(config: Config) -> dict:
+    """``model/model.json``: everything needed to score new images with the saved file.
+
+    ``kind="head"``: the conv base was frozen, only the head is saved and the base is
+    rebuilt from ``base``/``weights``/``init_seed`` (the same weights, bit for bit);
+    ``kind="whole"``: the base was trained too, the saved model takes images.
+    """
+    whole = bool(config.trainable) or getattr(config, "base", "vgg16") != "vgg16"
+    spec = config.feature_spec()
+    return {
+        "experiment": "detector", "format": MODEL_FORMAT, "kind": "whole" if whole else "head",
+        "model": config.model, "base": getattr(config, "base", "vgg16"),
+        "classes": list(CLASSES), "class_titles": CLASS_TITLES,
+        "output": "class probabilities, in the order of 'classes'",
+        "weights": config.weights, "weights_id": spec.weights_id(),
+        "image_size": config.image_size, "scale": models.detector_input_scale(getattr(config, "base", "vgg16")),
+        "init_seed": config.init_seed, "feature_spec": asdict(spec),
+        "feature_key": spec.key(), "file": "model.keras" if whole else "head.keras",
+        "parameters": config.as_dict(),
+    }
+
+
+def save_model(out_dir: str | Path, config: Config, model) -> Path:
+    """Write the trained head (or the whole model when the base was trained) and
+    ``model.json`` under ``<out_dir>/model/``, atomically, the JSON last."""
+    folder = Path(out_dir) / MODEL_DIR
+    card = model_card(config)
+    training.save_keras(model, folder / card["file"])
+    training.write_json(folder / "model.json", card)
+    return folder

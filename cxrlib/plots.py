@@ -39,6 +39,10 @@ def bar_counts(table: pd.DataFrame, column: str, hue: str | None = None,
         frame[hue] = frame[hue].fillna("<missing>").astype(str)
     figure, ax = plt.subplots(figsize=(7, 0.3 * len(order) + 1.2))
     sns.countplot(data=frame[frame[column].isin(order)], y=column, hue=hue, order=order, ax=ax)
+    for bars in ax.containers:  # counts on the bars: small ones stay readable beside large
+        ax.bar_label(bars, fontsize=8, padding=2)
+    if ax.get_legend() is not None:
+        sns.move_legend(ax, "center left", bbox_to_anchor=(1, 0.5), fontsize=9)
     ax.set_title(title or f"images per {column}")
     ax.set_xlabel("images")
     figure.tight_layout()
@@ -137,6 +141,8 @@ def roc_curve_plot(curves: pd.DataFrame, title: str = "ROC") -> plt.Figure:
     sns.lineplot(data=curves, x="fpr", y="tpr", hue="label", estimator=None, ax=ax,
                  drawstyle="steps-post")
     ax.plot([0, 1], [0, 1], ls="--", color="0.6")
+    if ax.get_legend() is not None:
+        ax.get_legend().set_title(None)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title(title)
@@ -153,13 +159,20 @@ def metric_distributions(runs: pd.DataFrame, metrics: Sequence[str], by: str = "
     figure, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.8), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
         subset = long[long["metric"] == metric]
-        sns.boxplot(data=subset, x=by, y="value", hue=hue, ax=ax, color="0.9", showfliers=False)
+        grey = {"palette": ["0.9"] * long[hue].nunique()} if hue else {"color": "0.9"}
+        sns.boxplot(data=subset, x=by, y="value", hue=hue, ax=ax, showfliers=False,
+                    legend=False, **grey)
         sns.stripplot(data=subset, x=by, y="value", hue=hue, ax=ax, dodge=hue is not None,
-                      alpha=0.7, legend=False)
+                      alpha=0.7, legend=hue is not None)  # the legend shows the points' colours
         ax.set_title(metric)
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("")
         ax.tick_params(axis="x", rotation=30)
+        if ax.get_legend() is not None:  # one legend, beside the last panel, not over data
+            ax.get_legend().remove()
+    if hue is not None:
+        handles, labels = axes.flat[-1].get_legend_handles_labels()
+        axes.flat[-1].legend(handles, labels, title=hue, loc="center left", bbox_to_anchor=(1.02, 0.5))
     figure.tight_layout()
     return figure
 
@@ -176,3 +189,30 @@ def mean_learning_curves(histories: pd.DataFrame, hue: str) -> plt.Figure:
                        kind="line", errorbar="sd", facet_kws={"sharey": False}, height=3.4,
                        aspect=1.3)
     return grid.figure
+
+
+def score_timeline(over_time: pd.DataFrame, title: str = "", threshold: float = 0.5,
+                   size: int = 160) -> plt.Figure:
+    """A patient's X-rays in time order with the survival score after each (the ProgNet
+    paper's Fig. 7 idea): thumbnails on top, the score as a line below. ``over_time`` has
+    columns t, path, survival_score (NaN while the model has too few images)."""
+    n = len(over_time)
+    figure = plt.figure(figsize=(max(6.0, 2.0 * n), 5.2), layout="constrained")
+    top, bottom = figure.subfigures(2, 1, height_ratios=[1.1, 1])
+    axes = top.subplots(1, n, squeeze=False)[0]
+    for ax, row in zip(axes, over_time.itertuples()):
+        ax.imshow(load_image(row.path, size, channels=1)[..., 0], cmap="gray", vmin=0, vmax=255)
+        ax.axis("off")
+        score = "not enough images yet" if np.isnan(row.survival_score) else f"SC {100 * row.survival_score:.0f}%"
+        ax.set_title(f"T{row.t}\n{score}", fontsize=9)
+    ax = bottom.subplots()
+    ax.plot(over_time["t"], over_time["survival_score"], marker="o")
+    ax.axhline(threshold, ls="--", color="0.6", label=f"threshold {threshold:g}")
+    ax.set_xticks(over_time["t"], [f"T{t}" for t in over_time["t"]])
+    ax.set_xlim(0.5, n + 0.5)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel("survival score P(survival)")
+    ax.set_xlabel("X-ray in time order (the score uses the images up to it)")
+    ax.legend(loc="lower right", fontsize=8)
+    figure.suptitle(title)
+    return figure

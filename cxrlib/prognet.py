@@ -14,7 +14,7 @@ Steps, each returning something a notebook can show as a table:
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -97,6 +97,22 @@ class Config:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class Trained:
+    """What ``train_and_predict`` trained, one entry per fold: the head (the whole model
+    with ``finetune``), the (mean, std) its features were standardised with (None without
+    ``standardize``) and the fitted baselines. ``model`` is the last fold's head."""
+
+    folds: list = field(default_factory=list)
+    heads: list = field(default_factory=list)
+    standardization: list = field(default_factory=list)
+    baselines: list = field(default_factory=list)
+
+    @property
+    def model(self):
+        return self.heads[-1]
 
 
 def cohort(data_dir: str | Path, config: Config) -> pd.DataFrame:
@@ -204,28 +220,46 @@ def standardize(train_x: np.ndarray, test_x: np.ndarray, train_lengths: np.ndarr
                 test_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Z-score every feature with the training set's real (unpadded) steps; padded steps
     stay all-zero so masking still finds them."""
-    real = np.concatenate([x[:n] for x, n in zip(train_x, train_lengths)])
-    mean, std = real.mean(axis=0), real.std(axis=0) + 1e-6
-    scaled = []
-    for x, lengths in ((train_x, train_lengths), (test_x, test_lengths)):
-        out = np.zeros_like(x)
-        for i, n in enumerate(lengths):
-            out[i, :n] = (x[i, :n] - mean) / std
-        scaled.append(out)
-    return scaled[0], scaled[1]
+    mean, std = feature_stats(train_x, train_lengths)
+    return (apply_standardization(train_x, train_lengths, mean, std),
+            apply_standardization(test_x, test_lengths, mean, std))
+
+
+def feature_stats(x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std + 1e-6) of every feature over the real (unpadded) steps of ``x``."""
+    real = np.concatenate([row[:n] for row, n in zip(x, lengths)])
+    return real.mean(axis=0), real.std(axis=0) + 1e-6
+
+
+def apply_standardization(x: np.ndarray, lengths: np.ndarray, mean: np.ndarray,
+                          std: np.ndarray) -> np.ndarray:
+    """``(x - mean) / std`` on the real steps; padded steps stay all-zero."""
+    out = np.zeros_like(x)
+    for i, n in enumerate(lengths):
+        out[i, :n] = (x[i, :n] - mean) / std
+    return out
+
+
+def summarise(x: np.ndarray, lengths: np.ndarray, how: str) -> np.ndarray:
+    """One vector per sequence for a baseline: the last real step, or the mean of them."""
+    if how == "last_image":
+        return x[np.arange(len(x)), lengths - 1]
+    return x.sum(axis=1) / lengths[:, None]
 
 
 def _baseline_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-                     test_lengths: np.ndarray, train_lengths: np.ndarray, seed: int) -> dict:
-    """P(survival) of the three baselines for the test rows."""
-    scores = {"majority": np.full(len(test_x), float(train_y.mean() >= 0.5))}
-    last = lambda x, n: x[np.arange(len(x)), n - 1]  # noqa: E731 - last real step
-    mean = lambda x, n: x.sum(axis=1) / n[:, None]  # noqa: E731 - mean over real steps
-    for name, summarise in (("last_image", last), ("mean_features", mean)):
+                     test_lengths: np.ndarray, train_lengths: np.ndarray,
+                     seed: int) -> tuple[dict, dict]:
+    """P(survival) of the three baselines for the test rows, and the fitted baselines
+    (``majority``: the constant score; the others: scaler + logistic regression)."""
+    majority = float(train_y.mean() >= 0.5)
+    scores, fitted = {"majority": np.full(len(test_x), majority)}, {"majority": majority}
+    for name in ("last_image", "mean_features"):
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed))
-        model.fit(summarise(train_x, train_lengths), train_y)
-        scores[name] = model.predict_proba(summarise(test_x, test_lengths))[:, 1]
-    return scores
+        model.fit(summarise(train_x, train_lengths, name), train_y)
+        scores[name] = model.predict_proba(summarise(test_x, test_lengths, name))[:, 1]
+        fitted[name] = model
+    return scores, fitted
 
 
 def _head(config: Config, feature_dim: int, steps: int):
@@ -235,15 +269,15 @@ def _head(config: Config, feature_dim: int, steps: int):
 
 
 def train_and_predict(sequences: pd.DataFrame, folds: list, found: dict, config: Config,
-                      data_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:
-    """Train the head on each split; return (predictions, history, last trained model).
+                      data_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, Trained]:
+    """Train the head on each split; return (predictions, history, what was trained).
 
     Predictions: one row per test patient and fold with ``survival_score`` (P(survival))
     and each baseline's score. With ``window='all'`` a patient's score is the mean over
     its windows. The test set is watched during training only to draw the paper's test
     curves (``history.csv``): it chooses nothing.
     """
-    predictions, histories, model = [], [], None
+    predictions, histories, trained = [], [], Trained()
     for fold, train_pos, test_pos in folds:
         train_rows = sequence_rows(sequences, train_pos, config)
         test_rows = sequence_rows(sequences, test_pos, config)
@@ -252,8 +286,11 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, found: dict, config:
         train_y = train_rows["label"].to_numpy("float32")
         test_y = test_rows["label"].to_numpy("float32")
         lengths = lambda rows: rows["paths"].map(len).to_numpy()  # noqa: E731
+        stats = None
         if config.standardize:
-            train_x, test_x = standardize(train_x, test_x, lengths(train_rows), lengths(test_rows))
+            stats = feature_stats(train_x, lengths(train_rows))
+            train_x = apply_standardization(train_x, lengths(train_rows), *stats)
+            test_x = apply_standardization(test_x, lengths(test_rows), *stats)
         training.set_seed(config.seed + 1000 * fold)
         if config.finetune:
             model, history, score = _finetune(train_rows, test_rows, train_y, test_y, config)
@@ -264,8 +301,11 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, found: dict, config:
                                    learning_rate=config.learning_rate,
                                    lr_decay=config.lr_decay, validation=(test_x, test_y))
             score = training.predict(model, test_x)[:, 0]
-        baselines = _baseline_scores(train_x, train_y, test_x, lengths(test_rows),
-                                     lengths(train_rows), config.seed)
+        baselines, fitted = _baseline_scores(train_x, train_y, test_x, lengths(test_rows),
+                                             lengths(train_rows), config.seed)
+        for name, value in (("folds", fold), ("heads", model), ("standardization", stats),
+                            ("baselines", fitted)):
+            getattr(trained, name).append(value)
         scored = test_rows.assign(survival_score=score,
                                   **{f"score_{k}": v for k, v in baselines.items()})
         score_columns = ["survival_score"] + [f"score_{k}" for k in BASELINES]
@@ -284,7 +324,7 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, found: dict, config:
     table["backbone"] = config.backbone
     info = sequences.set_index("patient_id")[["n_images", "survival"]]
     table = table.join(info, on="patient_id")
-    return table, pd.concat(histories, ignore_index=True), model
+    return table, pd.concat(histories, ignore_index=True), trained
 
 
 def _finetune(train_rows, test_rows, train_y, test_y, config: Config):
@@ -361,3 +401,71 @@ def run_metrics(config: Config, evaluation: dict, predictions: pd.DataFrame,
         "timings_s": timings,
         "environment": runs.environment(),
     }
+
+
+# --------------------------------------------------------------------------- saved model
+MODEL_DIR = "model"
+MODEL_FORMAT = 1
+
+
+def baseline_arrays(fitted: dict) -> dict[str, np.ndarray]:
+    """The fitted baselines as plain arrays (portable across machines, unlike a pickle):
+    the majority score, and each regression's scaler and coefficients."""
+    arrays = {"majority": np.asarray(fitted["majority"])}
+    for name in ("last_image", "mean_features"):
+        scaler, regression = fitted[name].named_steps.values()
+        arrays.update({f"{name}.mean": scaler.mean_, f"{name}.scale": scaler.scale_,
+                       f"{name}.coef": regression.coef_, f"{name}.intercept": regression.intercept_,
+                       f"{name}.classes": regression.classes_})
+    return arrays
+
+
+def baselines_from_arrays(arrays: dict) -> dict:
+    """Rebuild the fitted baselines of ``baseline_arrays`` (same predictions, to the bit)."""
+    fitted = {"majority": float(arrays["majority"])}
+    for name in ("last_image", "mean_features"):
+        scaler, regression = StandardScaler(), LogisticRegression()
+        scaler.mean_, scaler.scale_ = arrays[f"{name}.mean"], arrays[f"{name}.scale"]
+        scaler.var_ = scaler.scale_ ** 2
+        regression.coef_, regression.intercept_ = arrays[f"{name}.coef"], arrays[f"{name}.intercept"]
+        regression.classes_ = arrays[f"{name}.classes"]
+        scaler.n_features_in_ = regression.n_features_in_ = scaler.mean_.shape[0]
+        fitted[name] = make_pipeline(scaler, regression)
+    return fitted
+
+
+def model_card(config: Config, trained: Trained) -> dict:
+    """``model/model.json``: everything needed to score new images with the saved files."""
+    spec = config.feature_spec()
+    return {
+        "experiment": "prognet", "format": MODEL_FORMAT,
+        "kind": "whole" if config.finetune else "head",
+        "output": "survival_score = P(survival)", "labels": {"1": "survived", "0": "died"},
+        "backbone": config.backbone, "weights": config.weights, "weights_id": spec.weights_id(),
+        "image_size": config.image_size, "scale": models.input_scale(config.backbone),
+        "init_seed": config.init_seed, "feature_spec": asdict(spec), "feature_key": spec.key(),
+        "feature_dim": models.feature_dim(config.backbone), "seq_len": config.seq_len,
+        "window": config.window, "standardize": config.standardize,
+        "threshold": config.threshold, "baselines": list(BASELINES),
+        "folds": [{"fold": int(fold), "model": f"fold-{fold}/{'model' if config.finetune else 'head'}.keras",
+                   "standardization": f"fold-{fold}/standardization.npz" if stats else None,
+                   "baselines": f"fold-{fold}/baselines.npz"}
+                  for fold, stats in zip(trained.folds, trained.standardization)],
+        "parameters": config.as_dict(),
+    }
+
+
+def save_model(out_dir: str | Path, config: Config, trained: Trained) -> Path:
+    """Write what the run trained under ``<out_dir>/model/`` (each file atomically,
+    ``model.json`` last): per fold the head (``.keras``), the standardisation and the
+    baselines. Returns the folder."""
+    folder = Path(out_dir) / MODEL_DIR
+    card = model_card(config, trained)
+    for entry, head, stats, fitted in zip(card["folds"], trained.heads, trained.standardization,
+                                          trained.baselines):
+        training.save_keras(head, folder / entry["model"])
+        if stats is not None:
+            training.save_arrays(folder / entry["standardization"], mean=stats[0], std=stats[1])
+        training.save_arrays(folder / entry["baselines"], **baseline_arrays(fitted))
+    training.write_json(folder / "model.json", card)
+    return folder

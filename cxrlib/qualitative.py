@@ -1,23 +1,29 @@
-"""Pick patients and images to look at, and rebuild a run's trained head for Grad-CAM.
+"""Pick patients and images to look at, and draw Grad-CAM with the models runs saved.
 
-Runs keep predictions, not weights: a head trains in seconds from the cached features and
-training is deterministic for a seed, so ``retrain_*`` rebuilds exactly the model a run
-had from its ``metrics.json`` parameters.
+Reads finished run folders only (``predictions.csv``, ``metrics.json``, ``model/``):
+nothing is trained here. Every function copes with a partial batch: a missing backbone,
+model or fold gives an empty result, and ``missing`` says what is absent.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from cxrlib import detector, prognet
+from cxrlib import explain, predict, prognet
+from cxrlib.images import load_image
+
+DISPLAY_SIZE = 256  # pixels of the X-rays under a heat map (the map is stretched to it)
 
 
 def patient_agreement(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per patient and backbone: the share of seeds that classified the patient correctly,
     the mean survival score, and the label (one row per patient, backbones as columns)."""
+    if predictions.empty:
+        return pd.DataFrame(columns=["patient_id", "label"])
     scored = predictions.assign(correct=(predictions["predicted"] == predictions["label"]))
     wide = scored.pivot_table(index=["patient_id", "label"], columns="backbone",
                               values="correct", aggfunc="mean")
@@ -30,6 +36,8 @@ def patient_agreement(predictions: pd.DataFrame) -> pd.DataFrame:
 
 def well_classified(agreement: pd.DataFrame, backbone: str, n: int = 2) -> pd.DataFrame:
     """The ``n`` most confidently right survivors and deaths (the paper's Fig. 7)."""
+    if f"correct_{backbone}" not in agreement:
+        return agreement.iloc[:0]
     right = agreement[agreement[f"correct_{backbone}"] >= 0.5].copy()
     score = right[f"score_{backbone}"]
     right["confidence"] = np.where(right["label"] == 1, score, 1 - score)
@@ -40,6 +48,8 @@ def well_classified(agreement: pd.DataFrame, backbone: str, n: int = 2) -> pd.Da
 def only_backbone_right(agreement: pd.DataFrame, backbone: str, n: int = 2) -> pd.DataFrame:
     """Patients ``backbone`` gets right (most seeds) where every other backbone fails
     (the paper's Fig. 8)."""
+    if f"correct_{backbone}" not in agreement:
+        return agreement.iloc[:0]
     others = [c for c in agreement if c.startswith("correct_") and c != f"correct_{backbone}"]
     mask = agreement[f"correct_{backbone}"] >= 0.5
     for column in others:
@@ -49,6 +59,8 @@ def only_backbone_right(agreement: pd.DataFrame, backbone: str, n: int = 2) -> p
 
 def misclassified(agreement: pd.DataFrame, backbone: str, n: int = 2) -> pd.DataFrame:
     """Patients ``backbone`` gets wrong in most seeds (the paper's Fig. 9)."""
+    if f"correct_{backbone}" not in agreement:
+        return agreement.iloc[:0]
     return agreement[agreement[f"correct_{backbone}"] < 0.5].head(n)
 
 
@@ -68,81 +80,81 @@ def series_panel(chosen: pd.DataFrame, sequences: pd.DataFrame, backbone: str,
     return paths, titles
 
 
-def _parameters(run_dir: str | Path) -> tuple[dict, dict]:
-    payload = json.loads((Path(run_dir) / "metrics.json").read_text())
-    return payload["parameters"], payload.get("paths", {})
+def missing(results_dir: str | Path, backbones: Sequence[str] = (), prognet_run: str = "",
+            detector_models: Sequence[str] = (), detector_fold: int = 0) -> list[str]:
+    """What this chapter asks for that the results folder does not hold (finished runs)."""
+    results = Path(results_dir)
+    gone = [f"prognet/{b}/seed-*" for b in backbones
+            if not list((results / "prognet" / b).glob("seed-*/metrics.json"))]
+    if prognet_run and not (results / "prognet" / prognet_run / "metrics.json").is_file():
+        gone.append(f"prognet/{prognet_run}")
+    gone += [f"detector/{m}/fold-{detector_fold}" for m in detector_models
+             if not (results / "detector" / m / f"fold-{detector_fold}" / "metrics.json").is_file()]
+    return gone
 
 
-def retrain_prognet(run_dir: str | Path, data_dir: str | Path, cache_dir: str | Path):
-    """The run's config, cohort, splits, features and its trained head (re-trained)."""
-    parameters, _ = _parameters(run_dir)
-    config = prognet.Config(**parameters).check()
-    sequences = prognet.cohort(data_dir, config)
-    folds = prognet.make_splits(sequences, config)
-    _, found = prognet.extract(sequences, config, cache_dir, progress=False)
-    predictions, _, model = prognet.train_and_predict(sequences, folds, found, config)
-    return config, sequences, folds, found, model, predictions
+def find_run(results_dir: str | Path, experiment: str, wanted: str) -> Path | None:
+    """``<results>/<experiment>/<wanted>`` if finished, else the first finished run of the
+    experiment (None when there is none)."""
+    root = Path(results_dir) / experiment
+    if (root / wanted / "metrics.json").is_file():
+        return root / wanted
+    finished = sorted(p.parent for p in root.glob("*/*/metrics.json")) if root.is_dir() else []
+    return finished[0] if finished else None
 
 
-def retrain_detector(run_dir: str | Path, data_dir: str | Path, cache_dir: str | Path):
-    """The run's config, images table, split, features and its trained head (re-trained)."""
-    parameters, _ = _parameters(run_dir)
-    config = detector.Config(**parameters).check()
-    table = detector.dataset(data_dir, config)
-    train, test = detector.make_split(table, config)
-    _, found = detector.extract(table, config, cache_dir, progress=False)
-    predictions, _, model = detector.train_and_predict(table, train, test, found, config)
-    return config, table, train, test, model, predictions
+def run_cohort(run_dir: str | Path, data_dir: str | Path) -> pd.DataFrame:
+    """The cohort (one row per patient, image paths in time order) a ProgNet run read."""
+    parameters = json.loads((Path(run_dir) / "metrics.json").read_text())["parameters"]
+    return prognet.cohort(data_dir, prognet.Config(**parameters).check())
 
 
-def prognet_training_stats(config, sequences: pd.DataFrame, folds: list, found: dict):
-    """(mean, std) of the first fold's training features, as the head saw them; None
-    when the run did not standardise."""
-    from cxrlib.explain import feature_stats
-
-    if not config.standardize:
-        return None
-    _, train, _ = folds[0]
-    rows = prognet.sequence_rows(sequences, train, config)
-    steps = config.seq_len or max(len(p) for p in rows["paths"])
-    return feature_stats(prognet.to_array(rows, found, steps), rows["paths"].map(len).to_numpy())
+def display_image(path: str, size: int = DISPLAY_SIZE) -> np.ndarray:
+    """An X-ray as gray pixels at ``size`` for drawing under a heat map."""
+    return load_image(path, size, 1, "unit")[..., 0]
 
 
-def load_series(paths: list[str], image_size: int, backbone: str) -> np.ndarray:
-    """A patient's images as (T, H, W, 3) in the backbone's input scale."""
-    from cxrlib.images import load_image
-    from cxrlib.models import input_scale
-
-    return np.stack([load_image(p, image_size, 3, input_scale(backbone)) for p in paths])
-
-
-def detector_parts(config, trained):
-    """(conv base, head) of a trained detector: the network's own parts when it trained end
-    to end, else the frozen base rebuilt with the run's settings and the trained head."""
-    from cxrlib import models
-
-    if config.trainable:
-        network = trained.get_layer(f"detector_{config.model}")
-        return network.get_layer("conv_base"), network.get_layer(f"detector_head_{config.model}")
-    return models.build_conv_base(config.image_size, config.weights, config.init_seed), trained
-
-
-def detector_cams(results_dir: str | Path, data_dir: str | Path, cache_dir: str | Path,
-                  fold: int = 0, models_: tuple[str, ...] = ("cnn", "cnn_lstm")):
-    """Grad-CAM of one test image per class for each detector model of ``fold``:
-    (images, heat maps, titles) for ``explain.plot_cams``."""
-    from cxrlib import explain, models
-    from cxrlib.images import load_image
-
+def detector_cams(results_dir: str | Path, fold: int = 0,
+                  models_: tuple[str, ...] = ("cnn", "cnn_lstm")) -> tuple[list, list, list]:
+    """Grad-CAM of one test image per class for each saved detector model of ``fold``:
+    (X-rays at ``DISPLAY_SIZE``, heat maps, titles) for ``explain.plot_cams``; models
+    without a finished run are left out (see ``missing``)."""
     images, cams, titles = [], [], []
     for model in models_:
         run = Path(results_dir) / "detector" / model / f"fold-{fold}"
-        config, _, _, _, trained, predictions = retrain_detector(run, data_dir, cache_dir)
-        base, head = detector_parts(config, trained)
-        scale = models.detector_input_scale(config.base)
-        for row in predictions.groupby("class").head(1).to_dict("records"):
-            image = load_image(row["path"], config.image_size, 3, scale)
-            images.append(image)
-            cams.append(explain.detector_grad_cam(base, head, image))
-            titles.append(f"{model}: {row['class']} -> {row['predicted']}")
+        if not (run / "metrics.json").is_file():
+            continue
+        saved = predict.load_detector(run)
+        chosen = pd.read_csv(run / "predictions.csv").groupby("class", sort=False).head(1)
+        base, head = predict.detector_parts(saved)
+        for row in chosen.to_dict("records"):
+            pixels = load_image(row["path"], saved.card["image_size"], 3, saved.card["scale"])
+            cams.append(explain.detector_grad_cam(base, head, pixels))
+            images.append(display_image(row["path"]))
+            titles.append(f"{model}\ntrue {row['class']}, predicted {row['predicted']}")
     return images, cams, titles
+
+
+def prognet_cams(run_dir: str | Path, sequences: pd.DataFrame, patient_id: str | None = None
+                 ) -> tuple[list, list, list]:
+    """Grad-CAM of one test patient's series with the run's saved head (the first test
+    patient by default): (X-rays, heat maps, titles), one per time point."""
+    saved = predict.load_prognet(run_dir)
+    tested = pd.read_csv(Path(run_dir) / "predictions.csv", dtype={"patient_id": str})
+    patient_id = str(patient_id or tested["patient_id"].iloc[0])
+    paths = sequences.set_index("patient_id").loc[patient_id, "paths"][:saved.card["seq_len"]]
+    images, cams, titles = predict.prognet_grad_cams(saved, paths)
+    return images, cams, [f"patient {patient_id}, {t}" for t in titles]
+
+
+def held_out_series(run_dir: str | Path, sequences: pd.DataFrame,
+                    patient_id: str | None = None) -> pd.Series:
+    """A test patient of the run (never seen in training): the one with the longest
+    series by default. Returns its cohort row (patient_id, paths, label, survival...)."""
+    tested = pd.read_csv(Path(run_dir) / "predictions.csv", dtype={"patient_id": str})["patient_id"]
+    cohort = sequences[sequences["patient_id"].isin(set(tested))]
+    if patient_id is not None:
+        cohort = cohort[cohort["patient_id"] == str(patient_id)]
+        if cohort.empty:
+            raise KeyError(f"patient {patient_id!r} is not a test patient of {run_dir}")
+    return cohort.sort_values(["n_images", "patient_id"], ascending=[False, True]).iloc[0]

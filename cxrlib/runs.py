@@ -1,7 +1,8 @@
 """Run one notebook with papermill, and write a run's files atomically.
 
 A run folder holds the executed notebook, ``metrics.json`` (written last: its presence
-means the run finished), ``predictions.csv``, ``history.csv`` and figures. Runs execute in
+means the run finished), ``predictions.csv``, ``history.csv``, figures and ``model/`` (what
+it trained, for ``cxr predict``). Runs execute in
 ``<out>.partial/`` and are renamed to ``<out>`` only when the notebook completed, so a
 killed run never leaves a folder that looks finished.
 """
@@ -14,10 +15,13 @@ import logging
 import os
 import platform
 import shutil
+import sys
+import threading
 import time
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -32,6 +36,7 @@ NOTEBOOKS = {
     "detector": "03_detector.ipynb",
     "comparisons": "04_comparisons.ipynb",
     "qualitative": "05_qualitative.ipynb",
+    "use": "06_use_a_model.ipynb",
 }
 PATH_PARAMETERS = ("data_dir", "out_dir", "cache_dir", "results_dir")
 VERSIONED_PACKAGES = ("cxrlib", "tensorflow", "keras", "numpy", "pandas", "scikit-learn",
@@ -154,7 +159,7 @@ def check_parameters(name: str, parameters: Mapping[str, Any]) -> None:
 
 def execute_in_place(name: str, output: str | Path, parameters: Mapping[str, Any],
                      progress: bool = False) -> Path:
-    """Execute a report notebook (04, 05) into the file ``output``; the notebook writes its
+    """Execute a report notebook (01, 04, 05, 06) into the file ``output``; the notebook writes its
     tables and figures itself. On failure the executed notebook is kept beside it as
     ``<name>.failed.ipynb`` and the error re-raised."""
     import papermill
@@ -274,9 +279,57 @@ def write_run(out_dir: str | Path, metrics: Mapping[str, Any],
 
 
 def is_finished(run_dir: str | Path) -> bool:
-    """True when the run folder holds a complete, parseable ``metrics.json``."""
+    """True when the run folder holds a complete, parseable ``metrics.json`` and the model
+    it trained (``model/model.json``; runs made before models were saved run again)."""
     path = Path(run_dir) / "metrics.json"
     try:
-        return bool(json.loads(path.read_text()).get("metrics"))
+        finished = bool(json.loads(path.read_text()).get("metrics"))
     except (OSError, ValueError, AttributeError):
         return False
+    return finished and (Path(run_dir) / "model" / "model.json").is_file()
+
+
+#: Lines that kernels and TensorFlow's C++ code print to the process's stderr although
+#: nothing is wrong: CUDA probes on machines without a GPU, a tf.data attribute newer than
+#: the runtime, the kernel's interrupt at shutdown, and start-up notices.
+HARMLESS_STDERR = (
+    "failed call to cuInit", "Could not find cuda drivers", "cudart_stub.cc", "cuda_dnn.cc",
+    "cuda_fft.cc", "cuda_blas.cc", "computation placer already registered",
+    "oneDNN custom operations are on", "cpu_feature_guard.cc",
+    "To enable the following instructions", "All log messages before absl::InitializeLog",
+    "use_unbounded_threadpool", "KeyboardInterrupt caught in kernel",
+    "Kernel is running over TCP without encryption",
+)
+
+
+@contextmanager
+def quiet_native_stderr(harmless: tuple[str, ...] = HARMLESS_STDERR) -> Iterator[None]:
+    """Drop known-harmless lines written to file descriptor 2 by native code and by child
+    processes (notebook kernels); every other line still reaches the terminal. Python's own
+    ``sys.stderr`` (progress bars, warnings) keeps writing to the terminal directly."""
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+    markers = [h.encode() for h in harmless]
+
+    def pump() -> None:
+        with os.fdopen(read, "rb") as pipe:
+            for line in pipe:
+                if not any(m in line for m in markers):
+                    os.write(terminal, line)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+    python_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(terminal), "w", buffering=1)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        os.dup2(terminal, 2)  # closes the pipe's last writer in this process
+        thread.join(timeout=5)
+        os.close(terminal)

@@ -1,8 +1,10 @@
-"""Seeding and fitting Keras models, shared by ProgNet and the detector."""
+"""Seeding, fitting and saving Keras models, shared by ProgNet and the detector."""
 from __future__ import annotations
 
+import json
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -101,3 +103,62 @@ def time_steps(model, x: np.ndarray, y: np.ndarray, steps: int = 3, warmup: int 
             "first_step_s": float(train[0]) if warmup else None, "steps": steps,
             "warmup": warmup, "train_step_times": train[warmup:],
             "predict_step_times": predict[warmup:]}
+
+
+# --------------------------------------------------------------------------- saving
+def _partial(path: Path) -> Path:
+    """A temporary name beside ``path`` (with the process id, so parallel writers differ)."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.partial{''.join(path.suffixes[-1:])}")
+
+
+def save_keras(model, path: str | Path) -> Path:
+    """Save a Keras model's architecture and weights (not the optimizer's state, which
+    would triple the file) as a ``.keras`` file atomically (temporary name, then rename)."""
+    import keras
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = _partial(path)
+    copy = keras.Model.from_config(model.get_config())  # uncompiled: no optimizer state
+    copy.set_weights(model.get_weights())
+    copy.save(partial)
+    os.replace(partial, path)
+    return path
+
+
+def load_keras(path: str | Path):
+    """Load a ``.keras`` file saved by ``save_keras`` (no optimizer state needed)."""
+    import keras
+
+    return keras.saving.load_model(path, compile=False)
+
+
+def save_arrays(path: str | Path, **arrays: np.ndarray) -> Path:
+    """Save named arrays as one ``.npz`` file atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = _partial(path)
+    with open(partial, "wb") as handle:
+        np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()})
+    os.replace(partial, path)
+    return path
+
+
+def write_json(path: str | Path, payload: dict) -> Path:
+    """Write a small JSON file atomically (NumPy values as plain numbers)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = _partial(path)
+    partial.write_text(json.dumps(payload, indent=2, default=_plain) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

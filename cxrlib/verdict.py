@@ -125,6 +125,7 @@ class Runs:
         self.detector = compare.read_tables(results_dir, "detector", "predictions")
         self.detector_runs = compare.detector_runs(results_dir)
         self.audits = _audits(results_dir)
+        self.blanked = compare.read_tables(results_dir, "detector", "predictions_lungs_blanked")
 
     def backbone(self, name: str) -> pd.DataFrame:
         return self.prognet[self.prognet["backbone"] == name] if len(self.prognet) else self.prognet
@@ -261,26 +262,33 @@ def _lungs(claim: dict, runs: Runs) -> dict:
     audits = runs.audits[runs.audits["model"] == claim["model"]] if len(runs.audits) else runs.audits
     if audits.empty:
         return {"verdict": "not testable here", "why": "no shortcut audit in these runs"}
-    from scipy.stats import binomtest
-
     n = int(audits["n"].sum())
-    correct = int(round(float((audits["lungs_blanked"] * audits["n"]).sum())))
     chance = float((audits["chance_three_classes"] * audits["n"]).sum() / n)
-    interval = binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
-    low, high = float(interval.low), float(interval.high)
     source = float((audits["source_thumbnail"] * audits["n"]).sum() / n)
+    blanked = runs.blanked[runs.blanked["model"] == claim["model"]] if len(runs.blanked) else runs.blanked
+    if len(blanked) == n:  # every run kept its lungs-blanked predictions: resample patients
+        correct = (blanked["predicted"] == blanked["class"]).to_numpy()
+        estimate, low, high = _interval(lambda c: float(np.mean(c)), correct,
+                                        groups=blanked["patient_id"].to_numpy())
+        how = "interval resampling patients"
+    else:  # older runs keep only each fold's accuracy: images taken as independent
+        from scipy.stats import binomtest
+
+        hits = int(round(float((audits["lungs_blanked"] * audits["n"]).sum())))
+        interval = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+        estimate, low, high = hits / n, float(interval.low), float(interval.high)
+        how = "Wilson interval, test images taken as independent"
     if low > chance:
         verdict, why = "not reproduced", (
-            f"with the lungs blanked the model still reaches {correct / n:.3f} against a chance "
+            f"with the lungs blanked the model still reaches {estimate:.3f} against a chance "
             f"level of {chance:.3f}, and 32-px thumbnails tell the image sources apart "
             f"{source:.0%} of the time: the accuracy does not need the lungs")
     elif high <= chance + MAX_CI_WIDTH / 2:
         verdict, why = "reproduced", f"blanking the lungs brings the model to chance ({chance:.3f})"
     else:
         verdict, why = "not distinguishable", f"the interval reaches from chance ({chance:.3f}) upwards"
-    return {"ours": correct / n, "low": low, "high": high, "verdict": verdict,
-            "why": why + " (interval: Wilson, test images as independent)",
-            "measure": "accuracy, lungs blanked"}
+    return {"ours": estimate, "low": low, "high": high, "verdict": verdict,
+            "why": f"{why} ({how})", "measure": "accuracy, lungs blanked"}
 
 
 def judge(claim: dict, runs: Runs) -> dict:

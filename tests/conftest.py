@@ -81,3 +81,25 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample") / "data"
     write_sample_data(out, seed=0)
     return out
+
+
+# A tiny grid: small images, few epochs, few detector images (seconds per run).
+TINY = {"epochs": 3, "image_size": 32}
+TINY_DETECTOR = {"n_per_class": 10, "shortcut_audit": False, "augment_copies": 0}
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """results folder with one finished ProgNet and one detector run (their models saved)."""
+    from cxrlib import batch
+
+    out = tmp_path_factory.mktemp("runs") / "results"
+    plan = batch.plan("sample", sample_dir, out, backbones=["alexnet"], seeds=[0],
+                      models=["cnn"], folds=[0], overrides=TINY,
+                      cache_dir=out.parent / "cache")
+    for run in plan.runs:
+        if run.notebook == "detector":
+            run.parameters.update(TINY_DETECTOR)
+    finished = batch.run_all(plan, workers=1, progress=False)
+    assert [r.status for r in finished] == ["ok", "ok"], [r.error for r in finished]
+    return out

@@ -300,9 +300,11 @@ def test_lungs_blanked_images_for_the_end_to_end_audit(small_table):
 def test_shortcut_audit_trains_its_own_end_to_end_network(small_table, tmp_path):
     config = Config(**PAPER_SMALL, model="cnn").check()
     train, test = detector.make_split(small_table, config)
-    audit = detector.shortcut_audit(small_table, train, test, config, tmp_path / "cache",
-                                    full_accuracy=0.5, progress=False)
+    audit, blanked = detector.shortcut_audit(small_table, train, test, config, tmp_path / "cache",
+                                             full_accuracy=0.5, progress=False)
     assert 0.0 <= audit["lungs_blanked"] <= 1.0 and audit["full_image"] == 0.5
+    assert blanked["path"].tolist() == small_table["path"].iloc[test].tolist()
+    assert audit["lungs_blanked"] == (blanked["predicted"] == blanked["class"]).mean()
     assert not (tmp_path / "cache").exists()  # nothing was cached
 
 
@@ -323,13 +325,20 @@ def test_cost_estimate_from_real_steps():
         detector.measure_step_cost(config, steps=0)
 
 
-def test_grad_cam_reads_the_end_to_end_network_s_own_parts(small_table):
-    from cxrlib import explain, qualitative
+def test_saved_end_to_end_run_scores_its_test_images_and_draws_grad_cam(small_table, tmp_path):
+    """A saved Table 2 network scores its own test images back to its predictions, and
+    Grad-CAM reads the network's own base and head."""
+    from cxrlib import explain, predict
 
     config, test, predictions, _, model = _paper_run(small_table, "cnn_lstm")
-    base, head = qualitative.detector_parts(config, model)
-    images = detector.load_images(small_table["path"].iloc[test], config)
+    detector.save_model(tmp_path, config, model)
+    saved = predict.load_detector(tmp_path)
+    assert saved.card["kind"] == "whole" and saved.card["base"] == "paper"
+    scored = predict.predict_detector(saved, small_table["path"].iloc[test].tolist())
     proba = predictions[[f"p_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(scored[[f"p_{c}" for c in CLASSES]].to_numpy(), proba, atol=1e-6)
+    base, head = predict.detector_parts(saved)
+    images = detector.load_images(small_table["path"].iloc[test], config)
     np.testing.assert_allclose(np.asarray(head(base(images))), proba, rtol=1e-5, atol=1e-6)
     cam = explain.detector_grad_cam(base, head, images[0])
     assert cam.shape == (64, 64) and 0.0 <= cam.min() and cam.max() <= 1.0

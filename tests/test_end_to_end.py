@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxrlib import detector, prognet
+from cxrlib import detector, predict, prognet
 
 pytestmark = pytest.mark.slow
 
@@ -17,8 +17,8 @@ def test_prognet_finetune_trains_through_the_backbone(sample_dir: Path, tmp_path
     sequences = prognet.cohort(sample_dir, config)
     folds = prognet.make_splits(sequences, config)
     _, found = prognet.extract(sequences, config, tmp_path / "cache", progress=False)
-    predictions, history, model = prognet.train_and_predict(sequences, folds, found, config)
-    assert model.get_layer("per_image_cnn").layer.trainable
+    predictions, history, trained = prognet.train_and_predict(sequences, folds, found, config)
+    assert trained.model.get_layer("per_image_cnn").layer.trainable
     assert len(history) == 1 and "val_loss" in history
     assert predictions["survival_score"].between(0, 1).all()
     assert len(predictions) == len(folds[0][2])
@@ -34,3 +34,22 @@ def test_detector_trainable_base_with_augmentation_in_the_model(sample_dir: Path
     probabilities = predictions[[f"p_{c}" for c in detector.CLASSES]].to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert len(predictions) == len(test) and len(history) == 1
+
+
+def test_whole_models_are_saved_and_score_new_images_as_in_training(sample_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    """A trained base is saved with the head (kind "whole"); the saved model scores the
+    test images as the run did."""
+    config = detector.Config(model="cnn", weights=None, image_size=32, epochs=1, trainable=True,
+                             n_per_class=10, augment_copies=0, shortcut_audit=False).check()
+    table = detector.dataset(sample_dir, config)
+    train, test = detector.make_split(table, config)
+    predictions, _, model = detector.train_and_predict(table, train, test, {}, config)
+    detector.save_model(tmp_path / "run", config, model)
+    saved = predict.load_detector(tmp_path / "run")
+    assert saved.card["kind"] == "whole" and (tmp_path / "run" / "model" / "model.keras").is_file()
+    scored = predict.predict_detector(saved, predictions["path"])
+    columns = [f"p_{c}" for c in detector.CLASSES]
+    np.testing.assert_allclose(scored[columns], predictions[columns], atol=1e-6)
+    base, head = predict.detector_parts(saved)
+    assert base.name == "conv_base" and head.name == "detector_head_cnn"

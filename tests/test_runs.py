@@ -19,6 +19,8 @@ import pytest
 from cxrlib import runs
 from cxrlib.errors import ConfigError
 
+REPO = Path(__file__).resolve().parents[1]
+
 CXR = Path(sys.executable).with_name("cxr")
 NOTEBOOK = "01_data_exploration.ipynb"
 
@@ -178,3 +180,29 @@ def test_cxr_data_summary_on_an_empty_folder(tmp_path):
     assert result.stdout == ""
     assert "cxr: error" in result.stderr and str(tmp_path) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+CHILD = """
+import os, subprocess, sys
+from cxrlib.runs import quiet_native_stderr
+
+with quiet_native_stderr():
+    os.write(2, b"E0000 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\\n")
+    subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write("
+                    "'[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\\\\n"
+                    "a real problem from a kernel\\\\n')"])
+    print("a Python warning", file=sys.stderr)
+os.write(2, b"after: failed call to cuInit\\n")
+"""
+
+
+def test_quiet_stderr_drops_only_known_harmless_lines(tmp_path: Path) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert "a real problem from a kernel" in result.stderr
+    assert "a Python warning" in result.stderr
+    assert "KeyboardInterrupt" not in result.stderr
+    assert result.stderr.count("cuInit") == 1  # filtered inside, untouched after
