@@ -84,6 +84,7 @@ def prognet_runs(results_dir: str | Path) -> pd.DataFrame:
             rows.append({"backbone": parameters["backbone"], "seed": parameters["seed"],
                          "weights": weights_label(parameters),
                          "findings": parameters.get("findings", "all"),
+                         "cohort_patients": payload.get("n_patients"),
                          "scorer": scorer, "folder": str(folder),
                          **{k: values.get(k) for k in PROGNET_SCORES + RATES + ("npv", "tp", "fn", "fp", "tn", "n")}})
     return pd.DataFrame(rows)
@@ -130,6 +131,8 @@ def prognet_table_ii(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
     for (backbone, scorer), group in runs.groupby(["backbone", "scorer"], sort=False):
         pooled = predictions[predictions["backbone"] == backbone]
         row = {"backbone": backbone, "weights": ", ".join(sorted(group["weights"].unique())),
+               "findings": ", ".join(sorted(group["findings"].astype(str).unique())),
+               "cohort patients": ", ".join(sorted(group["cohort_patients"].astype(str).unique())),
                "scorer": BASELINE_TITLES.get(scorer, scorer), "runs": len(group)}
         for name in ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc"):
             values = group[name].astype(float)
@@ -326,8 +329,12 @@ def results_markdown(results: dict[str, str | Path]) -> str:
         table_ii = pd.read_csv(tables / "prognet_table_ii.csv")
         keep = [c for c in ("backbone", "weights", "scorer", "runs", "accuracy", "accuracy 95% CI", "f1",
                             "specificity", "roc_auc", "accuracy (paper)") if c in table_ii]
+        cohort = ""
+        if {"findings", "cohort patients"} <= set(table_ii.columns):
+            cohort = (f" Cohort: findings `{table_ii['findings'].iloc[0]}`, "
+                      f"{table_ii['cohort patients'].iloc[0]} patients.")
         lines += ["**ProgNet** (mean ± std over seeds; 95 % CI from the pooled test patients, "
-                  "resampling patients):", "",
+                  f"resampling patients).{cohort}", "",
                   table_ii[keep].fillna("").to_markdown(index=False), ""]
         overall = tables / "detector_overall.csv"
         if overall.exists():

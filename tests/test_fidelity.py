@@ -235,3 +235,19 @@ def test_cohort_summary_states_both_cohorts(tiny_data: Path) -> None:
     assert table.loc["all", "used by this run"] and not table.loc["COVID-19", "used by this run"]
     assert (table["patients"] == table["deaths"] + table["survivors"]).all()
     assert table.loc["COVID-19", "not COVID-19"] == 0
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent (real data sits in ../shared)")
+def test_the_readme_states_the_real_cohorts_as_the_data_has_them() -> None:
+    config = prognet.Config(weights=None).check()
+    table = prognet.cohort_summary(SHARED_DATA, config).set_index("findings")
+    every, covid = table.loc["all"], table.loc["COVID-19"]
+    readme = re.sub(r"\s+", " ", (Path(__file__).resolve().parents[1] / "README.md").read_text())
+    assert (f"{every['patients']} patients with {every['deaths']} deaths when every finding is kept"
+            in readme)
+    assert f"{every['not COVID-19']} of them are not COVID-19 cases" in readme
+    assert f"leaves {covid['patients']} patients with {covid['deaths']} deaths" in readme
+    assert (every["patients"], every["deaths"], covid["patients"], covid["deaths"]) == (33, 7, 20, 4)
