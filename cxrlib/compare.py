@@ -122,6 +122,11 @@ def _binary_scorer(name: str, threshold: float = 0.5) -> Callable:
     return score
 
 
+#: Our rates renamed by the class they are about (positive = survival in our code).
+CLASS_NAMED = {"recall": "recall (survivors found)", "specificity": "specificity (deaths found)",
+               "specificity 95% CI": "specificity (deaths found) 95% CI"}
+
+
 def prognet_table_ii(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """Table II: mean +/- std over seeds, a pooled-prediction 95 % bootstrap CI and the
     paper's value, per backbone; the baselines in extra rows."""
@@ -147,7 +152,7 @@ def prognet_table_ii(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
                 row[f"{name} (paper)"] = f"{reported[name][0]:.3f} ± {reported[name][1]:.2f}"
         rows.append(row)
     order = {b: i for i, b in enumerate(paper.PROGNET)}
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).rename(columns=CLASS_NAMED)
     return table.sort_values(["backbone", "scorer"], key=lambda c: c.map(order) if c.name == "backbone"
                              else c.map(lambda s: (s != "model", s))).reset_index(drop=True)
 
@@ -327,8 +332,9 @@ def results_markdown(results: dict[str, str | Path]) -> str:
                   f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.", ""]
         lines += _verdict_lines(tables / "verdict.csv")
         table_ii = pd.read_csv(tables / "prognet_table_ii.csv")
-        keep = [c for c in ("backbone", "weights", "scorer", "runs", "accuracy", "accuracy 95% CI", "f1",
-                            "specificity", "roc_auc", "accuracy (paper)") if c in table_ii]
+        keep = [c for c in ("backbone", "weights", "scorer", "runs", "accuracy", "accuracy 95% CI",
+                            "f1", "specificity", "specificity (deaths found)", "roc_auc",
+                            "accuracy (paper)") if c in table_ii]
         cohort = ""
         if {"findings", "cohort patients"} <= set(table_ii.columns):
             cohort = (f" Cohort: findings `{table_ii['findings'].iloc[0]}`, "

@@ -49,7 +49,7 @@ def test_results_markdown_and_readme_markers(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["accuracy", "tp_rate", "fn_rate", "fp_rate", "tn_rate",
-                                  "specificity", "f1"])
+                                  "specificity", "f1", "precision", "npv"])
 def test_fast_bootstrap_scorers_agree_with_binary_metrics(name: str) -> None:
     rng = np.random.default_rng(0)
     for _ in range(50):
