@@ -251,3 +251,19 @@ def test_the_readme_states_the_real_cohorts_as_the_data_has_them() -> None:
     assert f"{every['not COVID-19']} of them are not COVID-19 cases" in readme
     assert f"leaves {covid['patients']} patients with {covid['deaths']} deaths" in readme
     assert (every["patients"], every["deaths"], covid["patients"], covid["deaths"]) == (33, 7, 20, 4)
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (Path(__file__).resolve().parents[1]
+                                                            / "notebooks").glob("*.ipynb")))
+def test_papermill_reads_every_parameter_of_every_notebook(notebook: str) -> None:
+    """A parameters line papermill cannot parse is invisible to `-p` and to the batch."""
+    import ast
+
+    import nbformat
+    import papermill
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / notebook
+    cell = next(c for c in nbformat.read(path, 4).cells if "parameters" in c.metadata.get("tags", []))
+    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    assert set(papermill.inspect_notebook(str(path))) == assigned
