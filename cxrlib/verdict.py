@@ -162,9 +162,10 @@ def _setup_gap(claim: dict, runs: Runs) -> str:
         return ""
     if claim["paper"] == "prognet":
         backbones = [claim.get("backbone") or claim["better"], *claim.get("worse", ())]
-        gaps = [f"{b} ran with weights {runs.weights(b)}" for b in backbones
-                if b in paper.PROGNET and runs.weights(b) != "imagenet"]
-        return ("the paper's CNNs carried ImageNet weights; " + ", ".join(gaps)) if gaps else ""
+        gaps = sorted({runs.weights(b) for b in backbones
+                       if b in paper.PROGNET and runs.weights(b) != "imagenet"})
+        return (f"the paper's CNNs carried ImageNet weights, these runs {' / '.join(gaps)}"
+                if gaps else "")
     base = runs.base(claim.get("model") or claim["better"])
     if base != "paper":
         return (f"the paper trained Table 2's network end to end; these runs used base {base} "
