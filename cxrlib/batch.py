@@ -34,19 +34,15 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 from tqdm import tqdm
 
-from cxrlib import paper, runs
+from cxrlib import io, paper, runs
 from cxrlib.errors import ConfigError, CxrError
+from cxrlib.names import BACKBONES, DETECTOR_MODELS
 
-# The same names as cxrlib.models (kept here so `cxr --help` need not import TensorFlow;
-# a test checks they agree).
-BACKBONES = ("alexnet", "vgg16", "vgg19", "resnet50")
-DETECTOR_MODELS = ("cnn", "cnn_lstm")
-DETECTOR_BASES = ("vgg16", "paper")
 
 log = logging.getLogger(__name__)
 
-PAPER_PROGNET = {"image_size": 224, "epochs": paper.PROGNET_SETUP["epochs"],
-                 "weights": "imagenet"}
+PAPER_PROGNET = {"image_size": paper.PROGNET_SETUP["image_size"],
+                 "epochs": paper.PROGNET_SETUP["epochs"], "weights": "imagenet"}
 PAPER_DETECTOR = {"image_size": paper.DETECTOR_SETUP["image_size"],
                   "epochs": paper.DETECTOR_SETUP["max_epochs"],
                   "n_per_class": dict(paper.DETECTOR_SETUP["images"])}
@@ -397,12 +393,12 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
         raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
     report_runs = run_reports(batch, progress=progress) if reports else []
     table = summary_table(finished + report_runs)
-    runs.write_csv(batch.out / "batch_summary.csv", table)
-    runs.write_json(batch.out / "batch.json", {
+    io.write_csv(batch.out / "batch_summary.csv", table)
+    io.write_json(batch.out / "batch.json", {
         "profile": profile, "data_dir": str(batch.data_dir), "selection": selection,
         "workers": workers, "executor": executor,
         "seconds": round(time.perf_counter() - started, 1),
-        "counts": table["status"].value_counts().to_dict(), "environment": runs.environment()})
+        "counts": table["status"].value_counts().to_dict(), "environment": io.environment()})
     return table
 
 

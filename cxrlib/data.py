@@ -32,7 +32,6 @@ FRONTAL_VIEWS = ("PA", "AP", "AP Supine", "AP Erect")
 XRAY = "X-ray"
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 PNEUMONIA_SPLITS = ("train", "test", "val")
-DETECTOR_CLASSES = ("covid19", "pneumonia", "normal")
 
 # Canonical column -> names it has had in metadata.csv over time (compared after
 # lower-casing and replacing spaces by underscores).

@@ -34,14 +34,13 @@ from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cxrlib import data, features, metrics, models, paper, splits, training
+from cxrlib import data, features, io, metrics, models, paper, splits, training
+from cxrlib.names import CLASS_TITLES, CLASSES
 from cxrlib.errors import ConfigError, DataError
 from cxrlib.images import blank_center, load_image, scale_pixels
 
 log = logging.getLogger(__name__)
 
-CLASSES = ("covid19", "pneumonia", "normal")
-CLASS_TITLES = {"covid19": "COVID-19", "pneumonia": "pneumonia", "normal": "normal"}
 PAPER_COUNTS = dict(paper.DETECTOR_SETUP["images"])
 PROTOCOLS = ("kfold", "holdout")
 REGIONS = ("full", "border")  # whole image, or lungs blanked (images.blank_center)
@@ -54,17 +53,17 @@ class Config:
     model: str = "cnn_lstm"
     base: str = "vgg16"  # "vgg16": frozen Keras VGG16, cached maps; "paper": Table 2, end to end
     fold: int = 0
-    n_folds: int = 5
+    n_folds: int = paper.DETECTOR_SETUP["folds"]
     protocol: str = "kfold"
-    test_fraction: float = 0.15
+    test_fraction: float = paper.DETECTOR_SETUP["test_fraction"]
     seed: int = 0
     n_per_class: object = field(default_factory=lambda: dict(PAPER_COUNTS))
     weights: str | None = "imagenet"
     trainable: bool = False
-    image_size: int = 224
-    epochs: int = 200
+    image_size: int = paper.DETECTOR_SETUP["image_size"]
+    epochs: int = paper.DETECTOR_SETUP["max_epochs"]
     batch_size: int = 32
-    learning_rate: float = 1e-4
+    learning_rate: float = paper.DETECTOR_SETUP["learning_rate"]
     lstm_units: int = 64
     dropout: float = 0.0  # the paper mentions no dropout
     augment_copies: int = 2
@@ -399,8 +398,6 @@ def run_metrics(config: Config, evaluation: dict, table: pd.DataFrame, train: np
                 test: np.ndarray, feature_table: pd.DataFrame, audit: dict | None,
                 timings: dict, paths: dict) -> dict:
     """Everything ``metrics.json`` holds for one detector run."""
-    from cxrlib import runs
-
     return {
         "experiment": "detector",
         "parameters": config.as_dict(),
@@ -412,7 +409,7 @@ def run_metrics(config: Config, evaluation: dict, table: pd.DataFrame, train: np
         "shortcut_audit": audit,
         "features": feature_table["status"].value_counts().to_dict(),
         "timings_s": timings,
-        "environment": runs.environment(),
+        "environment": io.environment(),
     }
 
 
@@ -456,5 +453,5 @@ def save_model(out_dir: str | Path, config: Config, model) -> Path:
     folder = Path(out_dir) / MODEL_DIR
     card = model_card(config)
     training.save_keras(model, folder / card["file"])
-    training.write_json(folder / "model.json", card)
+    io.write_json(folder / "model.json", card)
     return folder

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from cxrlib.errors import ConfigError, DataError, ImageError
 from cxrlib.images import blank_center, load_image, scale_pixels
+from cxrlib.io import write_bytes, write_npy
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class FeatureCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         spec_file = self.folder / "spec.json"
         if not spec_file.exists():
-            _atomic_write_bytes(spec_file, json.dumps(
+            write_bytes(spec_file, json.dumps(
                 {**asdict(spec), "weights_id": spec.weights_id()}, indent=2).encode())
 
     def path(self, content: str, view: int = 0, aug_seed: int = 0) -> Path:
@@ -119,18 +120,8 @@ class FeatureCache:
             return None
 
     def put(self, content: str, view: int, array: np.ndarray, aug_seed: int = 0) -> None:
-        path = self.path(content, view, aug_seed)
-        path.parent.mkdir(exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        with open(partial, "wb") as handle:
-            np.save(handle, array.astype(np.float32), allow_pickle=False)
-        os.replace(partial, path)
-
-
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(payload)
-    os.replace(partial, path)
+        """Store one view's features as float32, atomically."""
+        write_npy(self.path(content, view, aug_seed), array.astype(np.float32))
 
 
 def view_seed(content: str, view: int, seed: int) -> int:

@@ -24,13 +24,11 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from cxrlib import paper
 from cxrlib.errors import ConfigError
+from cxrlib.names import BACKBONES, DETECTOR_BASES, DETECTOR_MODELS
 
 
-BACKBONES = ("alexnet", "vgg16", "vgg19", "resnet50")
-DETECTOR_MODELS = ("cnn", "cnn_lstm")
-DETECTOR_BASES = ("vgg16", "paper")
-"""Conv bases of the detector: "vgg16" (Keras VGG16, the CPU mode) and "paper" (Table 2)."""
 PAPER_BLOCKS = ((2, 64), (2, 128), (2, 256), (3, 512), (3, 512))
 """The detector paper's Table 2: (3x3 ReLU convolutions, filters) per block, each block
 closed by a 2x2 max-pool of stride 2; 12 convolutions, 224x224x3 -> 7x7x512."""
@@ -214,7 +212,7 @@ def build_prognet_head(
     seq_len: int | None = 3,
     lstm_units: int = 150,
     dropout: float = 0.5,
-    dense_units: Sequence[int] = (1024, 500, 128, 64),
+    dense_units: Sequence[int] = paper.PROGNET_SETUP["dense_units"],
     l2: float = 0.0,
 ) -> keras.Model:
     """ProgNet head: (seq_len, feature_dim) -> LSTM -> dropout -> dense ReLU -> P(survival).

@@ -15,18 +15,9 @@ import pandas as pd
 import seaborn as sns
 
 from cxrlib.images import load_image
+from cxrlib.io import save_figure  # noqa: F401  (notebooks call plots.save_figure)
 
 sns.set_theme(style="whitegrid", context="notebook")
-
-
-def save_figure(figure: plt.Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Write a figure as PNG (folders created; written atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial.png")
-    figure.savefig(partial, dpi=dpi, bbox_inches="tight")
-    os.replace(partial, path)
-    return path
 
 
 def bar_counts(table: pd.DataFrame, column: str, hue: str | None = None,

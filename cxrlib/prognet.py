@@ -24,14 +24,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cxrlib import data, features, metrics, models, paper, splits, training
+from cxrlib import data, features, io, metrics, models, paper, splits, training
 from cxrlib.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 WINDOWS = ("first", "last", "all")
 PROTOCOLS = ("holdout", "kfold")
-PAPER_TEST_FRACTION = 8 / 42  # 34 training and 8 test sequences of 42 patients
+_PAPER = paper.PROGNET_SETUP
+PAPER_TEST_FRACTION = _PAPER["test_sequences"] / _PAPER["patients"]  # 8 of 42 patients
 BASELINES = ("majority", "last_image", "mean_features")
 
 
@@ -43,15 +44,15 @@ class Config:
     seed: int = 0
     weights: str | None = "imagenet"
     weights_note: str = ""
-    image_size: int = 224
-    epochs: int = 60
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    lr_decay: float = 1e-4
-    l2: float = 0.0
-    lstm_units: int = 150
-    dropout: float = 0.5
-    seq_len: int | None = 3
+    image_size: int = _PAPER["image_size"]
+    epochs: int = _PAPER["epochs"]
+    batch_size: int = _PAPER["batch_size"]
+    learning_rate: float = _PAPER["learning_rate"]
+    lr_decay: float = _PAPER["weight_decay"]  # the paper's "weight decay" read as Adam's decay
+    l2: float = 0.0  # the other reading of it (off)
+    lstm_units: int = _PAPER["lstm_units"]
+    dropout: float = _PAPER["dropout"]
+    seq_len: int | None = _PAPER["seq_len"]
     window: str = "first"
     protocol: str = "holdout"
     test_fraction: float = PAPER_TEST_FRACTION
@@ -385,8 +386,6 @@ def run_metrics(config: Config, evaluation: dict, predictions: pd.DataFrame,
                 sequences: pd.DataFrame, feature_table: pd.DataFrame, timings: dict,
                 paths: dict) -> dict:
     """Everything ``metrics.json`` holds for one run."""
-    from cxrlib import runs
-
     return {
         "experiment": "prognet",
         "parameters": config.as_dict(),
@@ -399,7 +398,7 @@ def run_metrics(config: Config, evaluation: dict, predictions: pd.DataFrame,
         "n_deaths_test": int((predictions["label"] == 0).sum()),
         "features": feature_table["status"].value_counts().to_dict(),
         "timings_s": timings,
-        "environment": runs.environment(),
+        "environment": io.environment(),
     }
 
 
@@ -465,7 +464,7 @@ def save_model(out_dir: str | Path, config: Config, trained: Trained) -> Path:
                                           trained.baselines):
         training.save_keras(head, folder / entry["model"])
         if stats is not None:
-            training.save_arrays(folder / entry["standardization"], mean=stats[0], std=stats[1])
-        training.save_arrays(folder / entry["baselines"], **baseline_arrays(fitted))
-    training.write_json(folder / "model.json", card)
+            io.save_arrays(folder / entry["standardization"], mean=stats[0], std=stats[1])
+        io.save_arrays(folder / entry["baselines"], **baseline_arrays(fitted))
+    io.write_json(folder / "model.json", card)
     return folder
