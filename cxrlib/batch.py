@@ -196,37 +196,17 @@ def prepare_features(batch: Batch, progress: bool = True) -> None:
 
 
 def _prepare_one(run: Run, batch: Batch, done: set, progress: bool) -> tuple:
-    """Check one run's parameters and extract the features it needs (unless done)."""
+    """Let the run's experiment check its parameters and extract its features."""
     from cxrlib import detector, prognet
 
-    if run.notebook == "prognet":
-        config = prognet.Config(**_run_config(run, prognet.Config)).check()
-        key = ("prognet", config.feature_spec().key())
-        if key not in done:
-            prognet.extract(prognet.cohort(batch.data_dir, config), config, batch.cache_dir,
-                            progress=progress)
-        return key
-    config = detector.Config(**_run_config(run, detector.Config)).check()
-    if config.trainable:  # end to end from images: nothing to cache
-        return ("detector", "end to end")
-    key = ("detector", config.feature_spec().key(), config.seed, str(config.n_per_class))
-    if key not in done:
-        table = detector.dataset(batch.data_dir, config)
-        detector.extract(table, config, batch.cache_dir, progress=progress)
-        if config.shortcut_audit:
-            detector.extract(table, config, batch.cache_dir, region="border", progress=progress)
-    return key
+    experiment = {"prognet": prognet, "detector": detector}[run.notebook]
+    return experiment.prepare(run_parameters(run), batch.data_dir, batch.cache_dir, done,
+                              progress=progress)
 
 
-def _config_fields(cls, values: dict) -> dict:
-    return {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-
-
-def _run_config(run: Run, cls) -> dict:
-    """The Config fields of a run: its notebook's defaults, then its parameters."""
-    merged = {**runs.notebook_defaults(run.notebook), **run.parameters}
-    return _config_fields(cls, {k: v for k, v in merged.items()
-                                if k not in runs.PATH_PARAMETERS})
+def run_parameters(run: Run) -> dict:
+    """Every parameter a run's notebook will see: its defaults, then the run's own."""
+    return {**runs.notebook_defaults(run.notebook), **run.parameters}
 
 
 def end_to_end_cost(batch: Batch, steps: int = 2) -> pd.DataFrame | None:
@@ -236,7 +216,7 @@ def end_to_end_cost(batch: Batch, steps: int = 2) -> pd.DataFrame | None:
     folds and shortcut audits. None when there is no such run."""
     from cxrlib import detector
 
-    configs = [detector.Config(**_run_config(run, detector.Config)).check()
+    configs = [detector.config_from(run_parameters(run))
                for run in batch.runs
                if run.notebook == "detector" and not runs.is_finished(run.out_dir)]
     configs = [c for c in configs if c.trainable]
@@ -329,9 +309,8 @@ def run_all(batch: Batch, workers: int = 1, submit: Callable | None = None,
                 finished.append(future.result())
                 bar.update(1)
     bar.close()
-    order = {id(run): i for i, run in enumerate(batch.runs)}
-    by_label = {run.label: run for run in finished}
-    batch.runs = [by_label.get(run.label, run) for run in sorted(batch.runs, key=lambda r: order[id(r)])]
+    by_label = {run.label: run for run in finished}  # back in the plan's order
+    batch.runs = [by_label.get(run.label, run) for run in batch.runs]
     return batch.runs
 
 

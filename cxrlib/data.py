@@ -178,14 +178,6 @@ def order_series(images: pd.DataFrame) -> pd.DataFrame:
         ["_undated", "offset", "row"], kind="stable").drop(columns="_undated")
 
 
-def patient_series(images: pd.DataFrame, patient_id: str) -> pd.DataFrame:
-    """The images of one patient, ordered as ``order_series`` explains."""
-    rows = images[images["patient_id"] == str(patient_id)]
-    if rows.empty:
-        raise DataError(f"no images for patient {patient_id!r}")
-    return order_series(rows)
-
-
 def build_sequences(
     images: pd.DataFrame,
     min_images: int = 1,

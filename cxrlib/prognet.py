@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -184,6 +184,24 @@ def extract(sequences: pd.DataFrame, config: Config, cache_dir: str | Path,
     return features.extract_features(paths, config.feature_spec(), cache_dir, progress=progress)
 
 
+def config_from(parameters: Mapping[str, Any]) -> Config:
+    """A checked ``Config`` from a notebook's parameters (names that are not Config
+    fields, such as ``data_dir`` or ``out_dir``, are left out)."""
+    return Config(**{k: v for k, v in parameters.items() if k in Config.__dataclass_fields__}).check()
+
+
+def prepare(parameters: Mapping[str, Any], data_dir: str | Path, cache_dir: str | Path,
+            done: Collection[tuple] = (), progress: bool = True) -> tuple:
+    """Check one run's parameters and extract (and cache) the features it needs, before
+    its notebook starts; returns the key of that work, skipped when ``done`` holds it.
+    A run that cannot start raises ``ConfigError`` or ``DataError``."""
+    config = config_from(parameters)
+    key = ("prognet", config.feature_spec().key())
+    if key not in done:
+        extract(cohort(data_dir, config), config, cache_dir, progress=progress)
+    return key
+
+
 def windows(paths: Sequence[str], seq_len: int | None, window: str) -> list[list[str]]:
     """The sequences of ``seq_len`` images one patient contributes."""
     paths = list(paths)
@@ -207,13 +225,13 @@ def sequence_rows(sequences: pd.DataFrame, positions: np.ndarray, config: Config
     return pd.DataFrame(rows)
 
 
-def to_array(rows: pd.DataFrame, found: dict, length: int | None = None) -> np.ndarray:
+def to_array(rows: pd.DataFrame, vectors: dict, length: int | None = None) -> np.ndarray:
     """(n, steps, feature_dim) features; shorter sequences are zero-padded at the end."""
     steps = length or max(len(p) for p in rows["paths"])
-    first = next(iter(found.values()))
+    first = next(iter(vectors.values()))
     array = np.zeros((len(rows), steps, first.shape[-1]), np.float32)
     for i, paths in enumerate(rows["paths"]):
-        array[i, :len(paths)] = features.stack(found, paths)
+        array[i, :len(paths)] = features.stack(vectors, paths)
     return array
 
 
@@ -269,8 +287,8 @@ def _head(config: Config, feature_dim: int, steps: int):
                                      l2=config.l2)
 
 
-def train_and_predict(sequences: pd.DataFrame, folds: list, found: dict, config: Config,
-                      data_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, Trained]:
+def train_and_predict(sequences: pd.DataFrame, folds: list, vectors: dict,
+                      config: Config) -> tuple[pd.DataFrame, pd.DataFrame, Trained]:
     """Train the head on each split; return (predictions, history, what was trained).
 
     Predictions: one row per test patient and fold with ``survival_score`` (P(survival))
@@ -283,7 +301,7 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, found: dict, config:
         train_rows = sequence_rows(sequences, train_pos, config)
         test_rows = sequence_rows(sequences, test_pos, config)
         steps = config.seq_len or max(len(p) for p in pd.concat([train_rows, test_rows])["paths"])
-        train_x, test_x = to_array(train_rows, found, steps), to_array(test_rows, found, steps)
+        train_x, test_x = to_array(train_rows, vectors, steps), to_array(test_rows, vectors, steps)
         train_y = train_rows["label"].to_numpy("float32")
         test_y = test_rows["label"].to_numpy("float32")
         lengths = lambda rows: rows["paths"].map(len).to_numpy()  # noqa: E731

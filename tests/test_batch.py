@@ -76,7 +76,7 @@ def test_paper_gpu_profile_plans_the_published_detector_offline(tmp_path: Path) 
     detector_runs = [r for r in plan.runs if r.notebook == "detector"]
     assert len(detector_runs) == 2 * 5
     for run in detector_runs:
-        config = detector.Config(**batch._run_config(run, detector.Config)).check()
+        config = detector.config_from(batch.run_parameters(run))
         assert (config.base, config.weights, config.trainable) == ("paper", None, True)
         assert (config.image_size, config.epochs, config.learning_rate) == (224, 200, 1e-4)
         assert config.n_per_class == detector.PAPER_COUNTS and config.early_stopping is None
