@@ -134,13 +134,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CxrError("--gradcam draws one patient's series: give the image files, not --series")
     saved, table = _predictions(args)
     if args.gradcam is not None:
-        from cxrlib import explain, plots
+        from cxrlib import plots
 
         if args.experiment == "detector":
             images, cams, titles = predict.detector_grad_cams(saved, table["path"].tolist())
         else:
             images, cams, titles = predict.prognet_grad_cams(saved, args.images)
-        plots.save_figure(explain.plot_cams(images, cams, titles, ncols=min(3, len(images))),
+        plots.save_figure(plots.plot_cams(images, cams, titles, ncols=min(3, len(images))),
                           args.gradcam)
     if args.json:
         from cxrlib.io import to_jsonable

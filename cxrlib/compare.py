@@ -21,7 +21,7 @@ from cxrlib import paper
 from cxrlib.names import CLASS_TITLES, CLASSES
 from cxrlib.errors import DataError
 from cxrlib.io import write_csv, write_text
-from cxrlib.metrics import binary_metrics, cluster_bootstrap_ci, multiclass_metrics
+from cxrlib.metrics import binary_metrics, binary_scorer, cluster_bootstrap_ci, multiclass_metrics
 
 PROGNET_SCORES = ("accuracy", "precision", "recall", "f1", "specificity", "balanced_accuracy",
                   "roc_auc")
@@ -102,25 +102,6 @@ def _ci(metric: Callable, *arrays: np.ndarray, groups: np.ndarray, seed: int = 0
     return "n/a" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]"
 
 
-def _binary_scorer(name: str, threshold: float = 0.5) -> Callable:
-    """A fast (NumPy-only) version of one ``binary_metrics`` value, for the bootstrap."""
-    def ratio(num: float, den: float) -> float:
-        return num / den if den else float("nan")
-
-    def score(y: np.ndarray, s: np.ndarray) -> float:
-        y, predicted = np.asarray(y) == 1, np.asarray(s) >= threshold
-        tp, fn = float(np.sum(y & predicted)), float(np.sum(y & ~predicted))
-        fp, tn = float(np.sum(~y & predicted)), float(np.sum(~y & ~predicted))
-        values = {"accuracy": ratio(tp + tn, len(y)), "tp_rate": ratio(tp, tp + fn),
-                  "fn_rate": ratio(fn, tp + fn), "fp_rate": ratio(fp, fp + tn),
-                  "tn_rate": ratio(tn, fp + tn), "specificity": ratio(tn, fp + tn),
-                  "precision": ratio(tp, tp + fp) if tp + fp else 0.0,
-                  "npv": ratio(tn, tn + fn),
-                  "f1": ratio(2 * tp, 2 * tp + fp + fn) if tp + fp + fn else 0.0}
-        return values[name]
-    return score
-
-
 #: Our rates renamed by the class they are about (positive = survival in our code).
 CLASS_NAMED = {"recall": "recall (survivors found)", "specificity": "specificity (deaths found)",
                "specificity 95% CI": "specificity (deaths found) 95% CI"}
@@ -142,7 +123,7 @@ def prognet_table_ii(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
             values = group[name].astype(float)
             row[name] = f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
             if name in ("accuracy", "f1", "specificity"):
-                row[f"{name} 95% CI"] = _ci(_binary_scorer(name), pooled["label"].to_numpy(),
+                row[f"{name} 95% CI"] = _ci(binary_scorer(name), pooled["label"].to_numpy(),
                                             pooled[score_column[scorer]].to_numpy(),
                                             groups=pooled["patient_id"].to_numpy())
         if scorer == "model":
@@ -185,7 +166,7 @@ def prognet_table_i(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFra
                 "rate": name, "runs": len(group), "test patients (pooled)": len(pooled),
                 "mean over seeds": round(float(group[key].astype(float).mean()), 3),
                 "pooled": round(value, 3) if value == value else None,
-                "95% CI": _ci(_binary_scorer(key), y, s, groups=pooled["patient_id"].to_numpy()),
+                "95% CI": _ci(binary_scorer(key), y, s, groups=pooled["patient_id"].to_numpy()),
                 "paper, if positive = survival": reported[if_survival] if if_survival else None,
                 "paper, if positive = death": reported[if_death] if if_death else None,
             })

@@ -320,7 +320,7 @@ def detector_parts(saved: SavedModel) -> tuple:
 def detector_grad_cams(run: str | Path | SavedModel, paths: Sequence[str | Path],
                        display_size: int = 256) -> tuple[list, list, list]:
     """(X-rays at ``display_size`` px, Grad-CAM maps of the predicted class, titles) for
-    ``explain.plot_cams``; each map is computed at the model's input size."""
+    ``plots.plot_cams``; each map is computed at the model's input size."""
     from cxrlib import explain
 
     saved = _loaded(run, load_detector)

@@ -10,7 +10,7 @@ import pytest
 
 from cxrlib import cli, compare
 from cxrlib.readme import replace_between, results_markdown
-from cxrlib.metrics import binary_metrics
+from cxrlib.metrics import binary_metrics, binary_scorer
 
 
 def _results(folder: Path, resumed: int = 0) -> Path:
@@ -55,7 +55,7 @@ def test_fast_bootstrap_scorers_agree_with_binary_metrics(name: str) -> None:
     rng = np.random.default_rng(0)
     for _ in range(50):
         y, s = rng.integers(0, 2, 9), rng.random(9)
-        fast, slow = compare._binary_scorer(name)(y, s), binary_metrics(y, s)[name]
+        fast, slow = binary_scorer(name)(y, s), binary_metrics(y, s)[name]
         assert (np.isnan(fast) and (slow is None or np.isnan(slow))) or fast == pytest.approx(slow)
 
 
