@@ -16,7 +16,7 @@ def run(image_size: int, batch_size: int, steps: int, log=print) -> dict:
     and the extrapolated 5-fold x 2-model grid (with and without the audit runs)."""
     import tensorflow as tf
 
-    from benchmarks.machine import usable_cpus
+    from cxrlib.io import usable_cpus
     from cxrlib import detector
 
     defaults = detector.Config()

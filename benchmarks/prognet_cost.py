@@ -58,10 +58,10 @@ def extract_cold(paths: list[str], spec, model, cache_dir: Path, batch_size: int
     from cxrlib.features import extract_features
 
     shutil.rmtree(cache_dir, ignore_errors=True)
-    seconds, (_, found) = timed(extract_features, paths, spec, cache_dir,
+    seconds, (_, vectors) = timed(extract_features, paths, spec, cache_dir,
                                 batch_size=batch_size, progress=False, model=model)
     shutil.rmtree(cache_dir, ignore_errors=True)
-    return seconds, found
+    return seconds, vectors
 
 
 def fit_timed(model, x, y, validation, config, epochs: int) -> list[float]:
@@ -95,7 +95,7 @@ def epoch_costs(seconds: list[float]) -> dict:
             "first_epoch_overhead_s": max(0.0, seconds[0] - steady["median"])}
 
 
-def split_arrays(sequences: pd.DataFrame, config, found: dict) -> dict:
+def split_arrays(sequences: pd.DataFrame, config, vectors: dict) -> dict:
     """Rows, labels and cached features (not standardised) of the first split."""
     from cxrlib import prognet
 
@@ -103,7 +103,7 @@ def split_arrays(sequences: pd.DataFrame, config, found: dict) -> dict:
     rows = {"train": prognet.sequence_rows(sequences, train_pos, config),
             "test": prognet.sequence_rows(sequences, test_pos, config)}
     return {name: {"rows": r, "y": r["label"].to_numpy("float32"),
-                   "features": prognet.to_array(r, found, config.seq_len)}
+                   "features": prognet.to_array(r, vectors, config.seq_len)}
             for name, r in rows.items()}
 
 
@@ -148,19 +148,19 @@ def cached_side(sequences, config, backbone, work_dir: Path, repeats: int,
     paths = cohort_paths(sequences)
     cache = Path(work_dir) / f"naive-cache-{config.backbone}"
     warm_up_extraction(paths, spec, backbone, cache, batch_size)
-    extraction_s, found = [], {}
+    extraction_s, vectors = [], {}
     for _ in range(repeats):
-        seconds, found = extract_cold(paths, spec, backbone, cache, batch_size)
+        seconds, vectors = extract_cold(paths, spec, backbone, cache, batch_size)
         extraction_s.append(seconds)
     train_s = []
     for seed in range(repeats):
         seeded = replace(config, seed=seed)
         seconds, _ = timed(lambda: prognet.train_and_predict(
-            sequences, prognet.make_splits(sequences, seeded), found, seeded))
+            sequences, prognet.make_splits(sequences, seeded), vectors, seeded))
         train_s.append(seconds)
     block = {"images": len(paths), "extraction_s": summarize(extraction_s),
              "train_and_predict_s_per_seed": summarize(train_s), "epochs": config.epochs}
-    return block, found
+    return block, vectors
 
 
 def head_epochs(arrays: dict, config, epochs: int) -> dict:
@@ -229,8 +229,8 @@ def measure_backbone(sequences, backbone_name: str, image_size: int, repeats: in
     config = prognet.Config(backbone=backbone_name, weights=None, image_size=image_size,
                             epochs=cached_epochs).check()
     backbone = models.build_backbone(backbone_name, image_size, None, "avg", config.init_seed)
-    cached, found = cached_side(sequences, config, backbone, work_dir, repeats, batch_size)
-    arrays = split_arrays(sequences, config, found)
+    cached, vectors = cached_side(sequences, config, backbone, work_dir, repeats, batch_size)
+    arrays = split_arrays(sequences, config, vectors)
     cached["head_only"] = head_epochs(arrays, config, naive_epochs)
     naive = naive_side(arrays, config, backbone, naive_epochs)
     del backbone

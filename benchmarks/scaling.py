@@ -129,10 +129,10 @@ def measure_size(sequences: pd.DataFrame, config, backbone, cache: Path, repeats
     paths = cohort_paths(sequences)
     extraction_s, training_s = [], []
     for _ in range(repeats):
-        seconds, found = extract_cold(paths, spec, backbone, cache, batch_size)
+        seconds, vectors = extract_cold(paths, spec, backbone, cache, batch_size)
         extraction_s.append(seconds)
         training_s.append(timed(lambda: prognet.train_and_predict(
-            sequences, prognet.make_splits(sequences, config), found, config))[0])
+            sequences, prognet.make_splits(sequences, config), vectors, config))[0])
     total = summarize([e + t for e, t in zip(extraction_s, training_s)])
     return {"n_patients": len(sequences), "n_images": len(paths),
             "distinct_images": distinct_contents(paths),

@@ -28,10 +28,12 @@ import traceback
 from pathlib import Path
 
 from benchmarks import REPO, shown
-from benchmarks.machine import load_average, machine_info, now, usable_cpus, versions
+from benchmarks.machine import machine_info, versions
 from benchmarks.stats import SPREAD
+from cxrlib.io import load_average, now, usable_cpus
+from cxrlib.names import BACKBONES
 
-ALL_BACKBONES = ["alexnet", "vgg16", "vgg19", "resnet50"]
+ALL_BACKBONES = list(BACKBONES)
 SECTIONS = ("extraction", "cached_vs_naive", "threads", "patients", "paper_detector", "whole")
 SECTION_KEYS = {"extraction": ("extraction",), "cached_vs_naive": ("cached_vs_naive",),
                 "threads": ("scaling", "threads"), "patients": ("scaling", "patients"),
@@ -174,7 +176,7 @@ class Runner:
         self.save()
 
     def save(self) -> None:
-        from cxrlib.runs import write_json
+        from cxrlib.io import write_json
 
         write_json(self.out, self.result)
 
@@ -279,7 +281,8 @@ def failed_sections(result: dict) -> list[str]:
 
 def finish(result: dict, args: argparse.Namespace, runner: Runner) -> int:
     """Write the Markdown (and the README section); 1 if any section failed."""
-    from benchmarks.render import render_markdown, update_readme, write_text
+    from benchmarks.render import render_markdown, update_readme
+    from cxrlib.io import write_text
 
     markdown = render_markdown(result)
     markdown_path = write_text(args.out.with_suffix(".md"), markdown)

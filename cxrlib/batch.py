@@ -34,19 +34,15 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 from tqdm import tqdm
 
-from cxrlib import paper, runs
+from cxrlib import io, paper, runs
 from cxrlib.errors import ConfigError, CxrError
+from cxrlib.names import BACKBONES, DETECTOR_MODELS
 
-# The same names as cxrlib.models (kept here so `cxr --help` need not import TensorFlow;
-# a test checks they agree).
-BACKBONES = ("alexnet", "vgg16", "vgg19", "resnet50")
-DETECTOR_MODELS = ("cnn", "cnn_lstm")
-DETECTOR_BASES = ("vgg16", "paper")
 
 log = logging.getLogger(__name__)
 
-PAPER_PROGNET = {"image_size": 224, "epochs": paper.PROGNET_SETUP["epochs"],
-                 "weights": "imagenet"}
+PAPER_PROGNET = {"image_size": paper.PROGNET_SETUP["image_size"],
+                 "epochs": paper.PROGNET_SETUP["epochs"], "weights": "imagenet"}
 PAPER_DETECTOR = {"image_size": paper.DETECTOR_SETUP["image_size"],
                   "epochs": paper.DETECTOR_SETUP["max_epochs"],
                   "n_per_class": dict(paper.DETECTOR_SETUP["images"])}
@@ -200,37 +196,17 @@ def prepare_features(batch: Batch, progress: bool = True) -> None:
 
 
 def _prepare_one(run: Run, batch: Batch, done: set, progress: bool) -> tuple:
-    """Check one run's parameters and extract the features it needs (unless done)."""
+    """Let the run's experiment check its parameters and extract its features."""
     from cxrlib import detector, prognet
 
-    if run.notebook == "prognet":
-        config = prognet.Config(**_run_config(run, prognet.Config)).check()
-        key = ("prognet", config.feature_spec().key())
-        if key not in done:
-            prognet.extract(prognet.cohort(batch.data_dir, config), config, batch.cache_dir,
-                            progress=progress)
-        return key
-    config = detector.Config(**_run_config(run, detector.Config)).check()
-    if config.trainable:  # end to end from images: nothing to cache
-        return ("detector", "end to end")
-    key = ("detector", config.feature_spec().key(), config.seed, str(config.n_per_class))
-    if key not in done:
-        table = detector.dataset(batch.data_dir, config)
-        detector.extract(table, config, batch.cache_dir, progress=progress)
-        if config.shortcut_audit:
-            detector.extract(table, config, batch.cache_dir, region="border", progress=progress)
-    return key
+    experiment = {"prognet": prognet, "detector": detector}[run.notebook]
+    return experiment.prepare(run_parameters(run), batch.data_dir, batch.cache_dir, done,
+                              progress=progress)
 
 
-def _config_fields(cls, values: dict) -> dict:
-    return {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-
-
-def _run_config(run: Run, cls) -> dict:
-    """The Config fields of a run: its notebook's defaults, then its parameters."""
-    merged = {**runs.notebook_defaults(run.notebook), **run.parameters}
-    return _config_fields(cls, {k: v for k, v in merged.items()
-                                if k not in runs.PATH_PARAMETERS})
+def run_parameters(run: Run) -> dict:
+    """Every parameter a run's notebook will see: its defaults, then the run's own."""
+    return {**runs.notebook_defaults(run.notebook), **run.parameters}
 
 
 def end_to_end_cost(batch: Batch, steps: int = 2) -> pd.DataFrame | None:
@@ -240,7 +216,7 @@ def end_to_end_cost(batch: Batch, steps: int = 2) -> pd.DataFrame | None:
     folds and shortcut audits. None when there is no such run."""
     from cxrlib import detector
 
-    configs = [detector.Config(**_run_config(run, detector.Config)).check()
+    configs = [detector.config_from(run_parameters(run))
                for run in batch.runs
                if run.notebook == "detector" and not runs.is_finished(run.out_dir)]
     configs = [c for c in configs if c.trainable]
@@ -333,9 +309,8 @@ def run_all(batch: Batch, workers: int = 1, submit: Callable | None = None,
                 finished.append(future.result())
                 bar.update(1)
     bar.close()
-    order = {id(run): i for i, run in enumerate(batch.runs)}
-    by_label = {run.label: run for run in finished}
-    batch.runs = [by_label.get(run.label, run) for run in sorted(batch.runs, key=lambda r: order[id(r)])]
+    by_label = {run.label: run for run in finished}  # back in the plan's order
+    batch.runs = [by_label.get(run.label, run) for run in batch.runs]
     return batch.runs
 
 
@@ -397,12 +372,12 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
         raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
     report_runs = run_reports(batch, progress=progress) if reports else []
     table = summary_table(finished + report_runs)
-    runs.write_csv(batch.out / "batch_summary.csv", table)
-    runs.write_json(batch.out / "batch.json", {
+    io.write_csv(batch.out / "batch_summary.csv", table)
+    io.write_json(batch.out / "batch.json", {
         "profile": profile, "data_dir": str(batch.data_dir), "selection": selection,
         "workers": workers, "executor": executor,
         "seconds": round(time.perf_counter() - started, 1),
-        "counts": table["status"].value_counts().to_dict(), "environment": runs.environment()})
+        "counts": table["status"].value_counts().to_dict(), "environment": io.environment()})
     return table
 
 

@@ -134,16 +134,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CxrError("--gradcam draws one patient's series: give the image files, not --series")
     saved, table = _predictions(args)
     if args.gradcam is not None:
-        from cxrlib import explain, plots
+        from cxrlib import plots
 
         if args.experiment == "detector":
             images, cams, titles = predict.detector_grad_cams(saved, table["path"].tolist())
         else:
             images, cams, titles = predict.prognet_grad_cams(saved, args.images)
-        plots.save_figure(explain.plot_cams(images, cams, titles, ncols=min(3, len(images))),
+        plots.save_figure(plots.plot_cams(images, cams, titles, ncols=min(3, len(images))),
                           args.gradcam)
     if args.json:
-        from cxrlib.runs import to_jsonable
+        from cxrlib.io import to_jsonable
 
         print(json.dumps({"run": str(args.run), "model": {k: saved.card.get(k) for k in (
             "experiment", "kind", "backbone", "model", "image_size", "weights", "seq_len")},
@@ -158,7 +158,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_readme(args: argparse.Namespace) -> int:
-    from cxrlib.compare import replace_between, results_markdown
+    from cxrlib.readme import replace_between, results_markdown
 
     results = {}
     for item in args.results:

@@ -10,7 +10,6 @@ who has several images, counts once per draw, so pooling seeds adds no false pre
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -19,8 +18,10 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from cxrlib import paper
+from cxrlib.names import CLASS_TITLES, CLASSES
 from cxrlib.errors import DataError
-from cxrlib.metrics import binary_metrics, cluster_bootstrap_ci, multiclass_metrics
+from cxrlib.io import write_csv, write_text
+from cxrlib.metrics import binary_metrics, binary_scorer, cluster_bootstrap_ci, multiclass_metrics
 
 PROGNET_SCORES = ("accuracy", "precision", "recall", "f1", "specificity", "balanced_accuracy",
                   "roc_auc")
@@ -28,8 +29,6 @@ RATES = ("tp_rate", "fn_rate", "fp_rate", "tn_rate")
 BASELINE_TITLES = {"model": "model", "majority": "baseline: majority class",
                    "last_image": "baseline: last image + logistic regression",
                    "mean_features": "baseline: mean of series + logistic regression"}
-CLASSES = ("covid19", "pneumonia", "normal")
-CLASS_TITLES = {"covid19": "COVID-19", "pneumonia": "pneumonia", "normal": "normal"}
 BASE_TITLES = {"vgg16": "frozen Keras VGG16 base, cached features",
                "paper": "Table 2 base trained end to end"}
 """What produced a detector table's numbers, by ``base`` (``models.DETECTOR_BASES``)."""
@@ -103,25 +102,6 @@ def _ci(metric: Callable, *arrays: np.ndarray, groups: np.ndarray, seed: int = 0
     return "n/a" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]"
 
 
-def _binary_scorer(name: str, threshold: float = 0.5) -> Callable:
-    """A fast (NumPy-only) version of one ``binary_metrics`` value, for the bootstrap."""
-    def ratio(num: float, den: float) -> float:
-        return num / den if den else float("nan")
-
-    def score(y: np.ndarray, s: np.ndarray) -> float:
-        y, predicted = np.asarray(y) == 1, np.asarray(s) >= threshold
-        tp, fn = float(np.sum(y & predicted)), float(np.sum(y & ~predicted))
-        fp, tn = float(np.sum(~y & predicted)), float(np.sum(~y & ~predicted))
-        values = {"accuracy": ratio(tp + tn, len(y)), "tp_rate": ratio(tp, tp + fn),
-                  "fn_rate": ratio(fn, tp + fn), "fp_rate": ratio(fp, fp + tn),
-                  "tn_rate": ratio(tn, fp + tn), "specificity": ratio(tn, fp + tn),
-                  "precision": ratio(tp, tp + fp) if tp + fp else 0.0,
-                  "npv": ratio(tn, tn + fn),
-                  "f1": ratio(2 * tp, 2 * tp + fp + fn) if tp + fp + fn else 0.0}
-        return values[name]
-    return score
-
-
 #: Our rates renamed by the class they are about (positive = survival in our code).
 CLASS_NAMED = {"recall": "recall (survivors found)", "specificity": "specificity (deaths found)",
                "specificity 95% CI": "specificity (deaths found) 95% CI"}
@@ -143,7 +123,7 @@ def prognet_table_ii(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
             values = group[name].astype(float)
             row[name] = f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
             if name in ("accuracy", "f1", "specificity"):
-                row[f"{name} 95% CI"] = _ci(_binary_scorer(name), pooled["label"].to_numpy(),
+                row[f"{name} 95% CI"] = _ci(binary_scorer(name), pooled["label"].to_numpy(),
                                             pooled[score_column[scorer]].to_numpy(),
                                             groups=pooled["patient_id"].to_numpy())
         if scorer == "model":
@@ -186,7 +166,7 @@ def prognet_table_i(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFra
                 "rate": name, "runs": len(group), "test patients (pooled)": len(pooled),
                 "mean over seeds": round(float(group[key].astype(float).mean()), 3),
                 "pooled": round(value, 3) if value == value else None,
-                "95% CI": _ci(_binary_scorer(key), y, s, groups=pooled["patient_id"].to_numpy()),
+                "95% CI": _ci(binary_scorer(key), y, s, groups=pooled["patient_id"].to_numpy()),
                 "paper, if positive = survival": reported[if_survival] if if_survival else None,
                 "paper, if positive = death": reported[if_death] if if_death else None,
             })
@@ -295,101 +275,7 @@ def roc_curves(predictions: pd.DataFrame, by: str, score: str, positive_label: i
 
 def write_table(table: pd.DataFrame, folder: str | Path, name: str) -> None:
     """Write a table as CSV, Markdown and LaTeX (atomically)."""
-    from cxrlib.runs import write_csv, write_text
-
     folder = Path(folder)
     write_csv(folder / f"{name}.csv", table)
     write_text(folder / f"{name}.md", table.to_markdown(index=False) + "\n")
     write_text(folder / f"{name}.tex", table.to_latex(index=False, escape=True) + "\n")
-
-
-def results_markdown(results: dict[str, str | Path]) -> str:
-    """The README's Results section, built from batch outputs (``{title: results_dir}``):
-    ProgNet's Table II (model and baselines), the detector's overall accuracy, the shortcut
-    audit, and how long the batch took on which machine."""
-    lines = []
-    for title, folder in results.items():
-        folder = Path(folder)
-        tables, info_path = folder / "tables", folder / "batch.json"
-        if not (tables / "prognet_table_ii.csv").exists():
-            lines += [f"### {title}", "", f"_No tables in `{folder}` yet._", ""]
-            continue
-        info = json.loads(info_path.read_text()) if info_path.exists() else {}
-        environment = info.get("environment", {})
-        counts = info.get("counts", {})
-        executed, resumed = counts.get("ok", 0), counts.get("skipped (finished)", 0)
-        minutes = info.get("seconds", 0) / 60
-        done = (f"{executed} runs in {minutes:.1f} min" if not resumed else
-                f"{executed + resumed} runs ({resumed} already finished; the last invocation "
-                f"ran {executed} in {minutes:.1f} min)")
-        overrides = info.get("selection", {}).get("overrides") or {}
-        lines += [f"### {title}", "",
-                  f"Profile `{info.get('profile', '?')}` on `{_shown_path(info.get('data_dir', '?'), folder)}`"
-                  + (f", overrides {overrides}" if overrides else "")
-                  + f": {done}"
-                  + (f" with {info['workers']} parallel workers" if info.get("workers") else "")
-                  + f" on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}), "
-                  f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.", ""]
-        lines += _verdict_lines(tables / "verdict.csv")
-        table_ii = pd.read_csv(tables / "prognet_table_ii.csv")
-        keep = [c for c in ("backbone", "weights", "scorer", "runs", "accuracy", "accuracy 95% CI",
-                            "f1", "specificity", "specificity (deaths found)", "roc_auc",
-                            "accuracy (paper)") if c in table_ii]
-        cohort = ""
-        if {"findings", "cohort patients"} <= set(table_ii.columns):
-            cohort = (f" Cohort: findings `{table_ii['findings'].iloc[0]}`, "
-                      f"{table_ii['cohort patients'].iloc[0]} patients.")
-        lines += ["**ProgNet** (mean ± std over seeds; 95 % CI from the pooled test patients, "
-                  f"resampling patients).{cohort}", "",
-                  table_ii[keep].fillna("").to_markdown(index=False), ""]
-        overall = tables / "detector_overall.csv"
-        if overall.exists():
-            overall = pd.read_csv(overall)
-            made_by = base_caption(overall["base"]) if "base" in overall else BASE_TITLES["vgg16"]
-            lines += [f"**Detector** ({made_by}; mean ± std over folds; 95 % CI resampling "
-                      "patients):", "", overall.to_markdown(index=False), ""]
-        shortcut = tables / "shortcut_audit.csv"
-        if shortcut.exists() and shortcut.stat().st_size > 1:
-            lines += ["**Shortcut audit** (accuracy; lungs blanked vs full image, and a plain "
-                      "classifier telling the two sources apart):", "",
-                      pd.read_csv(shortcut).to_markdown(index=False), ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _verdict_lines(path: Path) -> list[str]:
-    """The verdict table for the README: one row per claim (``cxrlib.verdict``)."""
-    if not path.exists():
-        return []
-    table = pd.read_csv(path).fillna("")
-    counts = table["verdict"].value_counts()
-    summary = ", ".join(f"{counts[v]} {v}" for v in ("reproduced", "not reproduced",
-                                                      "not distinguishable", "not testable here")
-                        if v in counts)
-    keep = ["paper", "claim", "paper's value", "ours", "95% CI", "verdict", "why", "from"]
-    return [f"**Verdict per claim** ({summary}; computed by `cxrlib.verdict` from the runs "
-            "below; intervals resample patients; `from` names the table in `tables/` that "
-            "holds the numbers):", "", table[keep].to_markdown(index=False), ""]
-
-
-def _shown_path(path: str, results_dir: Path) -> str:
-    """A data folder as the project would name it: relative to the checkout that holds
-    ``results/<profile>`` when inside it, ``../shared/...`` style when beside it."""
-    project = results_dir.resolve().parent.parent
-    relative = os.path.relpath(path, project)
-    if relative.count("..") <= 1:
-        return relative
-    return ".../" + "/".join(Path(path).parts[-2:])  # another checkout: its data/<name>
-
-
-def replace_between(path: str | Path, marker: str, text: str) -> bool:
-    """Replace the text between ``<!-- marker:start -->`` and ``<!-- marker:end -->``;
-    False (file untouched) when the markers are absent."""
-    path = Path(path)
-    content = path.read_text()
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    if start not in content or end not in content:
-        return False
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{start}\n{text}{end}{tail}")
-    return True

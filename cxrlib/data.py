@@ -32,7 +32,6 @@ FRONTAL_VIEWS = ("PA", "AP", "AP Supine", "AP Erect")
 XRAY = "X-ray"
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 PNEUMONIA_SPLITS = ("train", "test", "val")
-DETECTOR_CLASSES = ("covid19", "pneumonia", "normal")
 
 # Canonical column -> names it has had in metadata.csv over time (compared after
 # lower-casing and replacing spaces by underscores).
@@ -177,14 +176,6 @@ def order_series(images: pd.DataFrame) -> pd.DataFrame:
     """
     return images.assign(_undated=images["offset"].isna()).sort_values(
         ["_undated", "offset", "row"], kind="stable").drop(columns="_undated")
-
-
-def patient_series(images: pd.DataFrame, patient_id: str) -> pd.DataFrame:
-    """The images of one patient, ordered as ``order_series`` explains."""
-    rows = images[images["patient_id"] == str(patient_id)]
-    if rows.empty:
-        raise DataError(f"no images for patient {patient_id!r}")
-    return order_series(rows)
 
 
 def build_sequences(

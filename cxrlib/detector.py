@@ -26,6 +26,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -34,14 +35,13 @@ from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cxrlib import data, features, metrics, models, paper, splits, training
+from cxrlib import data, features, io, metrics, models, paper, splits, training
+from cxrlib.names import CLASS_TITLES, CLASSES
 from cxrlib.errors import ConfigError, DataError
 from cxrlib.images import blank_center, load_image, scale_pixels
 
 log = logging.getLogger(__name__)
 
-CLASSES = ("covid19", "pneumonia", "normal")
-CLASS_TITLES = {"covid19": "COVID-19", "pneumonia": "pneumonia", "normal": "normal"}
 PAPER_COUNTS = dict(paper.DETECTOR_SETUP["images"])
 PROTOCOLS = ("kfold", "holdout")
 REGIONS = ("full", "border")  # whole image, or lungs blanked (images.blank_center)
@@ -54,17 +54,17 @@ class Config:
     model: str = "cnn_lstm"
     base: str = "vgg16"  # "vgg16": frozen Keras VGG16, cached maps; "paper": Table 2, end to end
     fold: int = 0
-    n_folds: int = 5
+    n_folds: int = paper.DETECTOR_SETUP["folds"]
     protocol: str = "kfold"
-    test_fraction: float = 0.15
+    test_fraction: float = paper.DETECTOR_SETUP["test_fraction"]
     seed: int = 0
     n_per_class: object = field(default_factory=lambda: dict(PAPER_COUNTS))
     weights: str | None = "imagenet"
     trainable: bool = False
-    image_size: int = 224
-    epochs: int = 200
+    image_size: int = paper.DETECTOR_SETUP["image_size"]
+    epochs: int = paper.DETECTOR_SETUP["max_epochs"]
     batch_size: int = 32
-    learning_rate: float = 1e-4
+    learning_rate: float = paper.DETECTOR_SETUP["learning_rate"]
     lstm_units: int = 64
     dropout: float = 0.0  # the paper mentions no dropout
     augment_copies: int = 2
@@ -174,6 +174,29 @@ def make_split(table: pd.DataFrame, config: Config) -> tuple[np.ndarray, np.ndar
     return train, test
 
 
+def config_from(parameters: Mapping[str, Any]) -> Config:
+    """A checked ``Config`` from a notebook's parameters (names that are not Config
+    fields, such as ``data_dir`` or ``out_dir``, are left out)."""
+    return Config(**{k: v for k, v in parameters.items() if k in Config.__dataclass_fields__}).check()
+
+
+def prepare(parameters: Mapping[str, Any], data_dir: str | Path, cache_dir: str | Path,
+            done: Collection[tuple] = (), progress: bool = True) -> tuple:
+    """Check one run's parameters and extract (and cache) the maps it needs, and those of
+    its shortcut audit, before its notebook starts; returns the key of that work, skipped
+    when ``done`` holds it. End-to-end runs (``trainable``) need no features."""
+    config = config_from(parameters)
+    if config.trainable:  # end to end from images: nothing to cache
+        return ("detector", "end to end")
+    key = ("detector", config.feature_spec().key(), config.seed, str(config.n_per_class))
+    if key not in done:
+        table = dataset(data_dir, config)
+        extract(table, config, cache_dir, progress=progress)
+        if config.shortcut_audit:
+            extract(table, config, cache_dir, region="border", progress=progress)
+    return key
+
+
 def extract(table: pd.DataFrame, config: Config, cache_dir: str | Path, region: str = "full",
             progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Conv-base maps of every image, plus ``augment_copies`` augmented views of each.
@@ -186,15 +209,15 @@ def extract(table: pd.DataFrame, config: Config, cache_dir: str | Path, region: 
                                      progress=progress)
 
 
-def _training_arrays(table: pd.DataFrame, rows: np.ndarray, found: dict, views: range):
+def _training_arrays(table: pd.DataFrame, rows: np.ndarray, vectors: dict, views: range):
     """Stack the maps of ``rows`` for each view; labels repeated per view."""
     paths = table["path"].iloc[rows].tolist()
-    x = np.concatenate([features.stack(found, paths, view) for view in views])
+    x = np.concatenate([features.stack(vectors, paths, view) for view in views])
     y = np.tile(table["label"].iloc[rows].to_numpy(), len(views))
     return x, y
 
 
-def train_and_predict(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, found: dict,
+def train_and_predict(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, vectors: dict,
                       config: Config, region: str = "full"
                       ) -> tuple[pd.DataFrame, pd.DataFrame, object]:
     """Train the head on the training rows (and their augmented views) or, with
@@ -216,9 +239,9 @@ def train_and_predict(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, 
         model, history, proba = _train_end_to_end(table, fit_rows, val_rows, test, config,
                                                   region)
     else:
-        x_fit, y_fit = _training_arrays(table, fit_rows, found, range(config.augment_copies + 1))
-        x_val, y_val = _training_arrays(table, val_rows, found, range(1))
-        x_test = features.stack(found, table["path"].iloc[test].tolist())
+        x_fit, y_fit = _training_arrays(table, fit_rows, vectors, range(config.augment_copies + 1))
+        x_val, y_val = _training_arrays(table, val_rows, vectors, range(1))
+        x_test = features.stack(vectors, table["path"].iloc[test].tolist())
         model = models.build_detector_head(config.model, x_fit.shape[1:], len(CLASSES),
                                            config.lstm_units, config.dropout)
         history = training.fit(model, x_fit, y_fit, loss="sparse_categorical_crossentropy",
@@ -381,8 +404,8 @@ def shortcut_audit(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, con
     of the test images (saved as ``predictions_lungs_blanked.csv``, so the verdict can put a
     patient-resampled interval on them).
     """
-    _, found = extract(table, config, cache_dir, region="border", progress=progress)
-    blanked, history, _ = train_and_predict(table, train, test, found, config, region="border")
+    _, vectors = extract(table, config, cache_dir, region="border", progress=progress)
+    blanked, history, _ = train_and_predict(table, train, test, vectors, config, region="border")
     sources = source_classifier(table, seed=config.seed)
     test_classes = table["class"].iloc[test]
     return {
@@ -399,8 +422,6 @@ def run_metrics(config: Config, evaluation: dict, table: pd.DataFrame, train: np
                 test: np.ndarray, feature_table: pd.DataFrame, audit: dict | None,
                 timings: dict, paths: dict) -> dict:
     """Everything ``metrics.json`` holds for one detector run."""
-    from cxrlib import runs
-
     return {
         "experiment": "detector",
         "parameters": config.as_dict(),
@@ -412,7 +433,7 @@ def run_metrics(config: Config, evaluation: dict, table: pd.DataFrame, train: np
         "shortcut_audit": audit,
         "features": feature_table["status"].value_counts().to_dict(),
         "timings_s": timings,
-        "environment": runs.environment(),
+        "environment": io.environment(),
     }
 
 
@@ -456,5 +477,5 @@ def save_model(out_dir: str | Path, config: Config, model) -> Path:
     folder = Path(out_dir) / MODEL_DIR
     card = model_card(config)
     training.save_keras(model, folder / card["file"])
-    training.write_json(folder / "model.json", card)
+    io.write_json(folder / "model.json", card)
     return folder

@@ -46,12 +46,10 @@ from; for ResNet50 it is the last residual block's output, for AlexNet the final
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import keras
 import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
@@ -239,7 +237,7 @@ def prognet_grad_cam(
 
 
 # --------------------------------------------------------------------------- display
-def _to_gray_unit(image: np.ndarray) -> np.ndarray:
+def to_gray_unit(image: np.ndarray) -> np.ndarray:
     """Any (H, W), (H, W, 1) or (H, W, 3) image in any scale -> gray (H, W) in 0..1."""
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 3:
@@ -258,7 +256,7 @@ def overlay(image_gray: np.ndarray, cam: np.ndarray, alpha: float = 0.4,
     """
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"alpha={alpha!r} must be in [0, 1]")
-    gray = _to_gray_unit(image_gray)
+    gray = to_gray_unit(image_gray)
     cam = np.clip(np.asarray(cam, dtype=np.float32), 0.0, 1.0)
     if cam.ndim != 2:
         raise ConfigError(f"cam has shape {cam.shape}; expected (H, W)")
@@ -267,46 +265,3 @@ def overlay(image_gray: np.ndarray, cam: np.ndarray, alpha: float = 0.4,
     colours = matplotlib.colormaps[cmap](cam)[..., :3]
     blended = (1.0 - alpha) * np.repeat(gray[..., None], 3, axis=-1) + alpha * colours
     return np.clip(blended, 0.0, 1.0).astype(np.float32)
-
-
-CAM_LABEL = ("Grad-CAM, scaled 0-1 within each map\n"
-             "1 = strongest support for the output explained")
-
-
-def plot_cams(images: Sequence[np.ndarray], cams: Sequence[np.ndarray],
-              titles: Sequence[str] | None = None, ncols: int = 4, alpha: float = 0.4,
-              cmap: str = "jet") -> plt.Figure:
-    """A grid of X-rays with their heat maps overlaid (one panel per image).
-
-    Each map is stretched to its X-ray's resolution (pass the X-ray at the size it should
-    be seen); an all-zero map is not drawn: its panel shows the X-ray and says the map is
-    blank. Titles may hold line breaks; one colour bar explains the scale.
-    """
-    images, cams = list(images), list(cams)
-    if len(images) != len(cams) or not images:
-        raise ConfigError(f"got {len(images)} images and {len(cams)} heat maps; need the "
-                          "same number, at least one")
-    titles = list(titles) if titles is not None else [""] * len(images)
-    if len(titles) != len(images):
-        raise ConfigError(f"got {len(titles)} titles for {len(images)} images")
-    ncols = max(1, min(int(ncols), len(images)))
-    nrows = math.ceil(len(images) / ncols)
-    lines = max(str(t).count("\n") + 1 for t in titles)
-    figure, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols + 1.2, (3.0 + 0.2 * lines) * nrows),
-                                squeeze=False, layout="constrained")
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, image, cam, title in zip(axes.ravel(), images, cams, titles):
-        blank = float(np.max(cam)) <= 0.0
-        ax.imshow(_to_gray_unit(image) if blank else overlay(image, cam, alpha, cmap),
-                  cmap="gray" if blank else None, vmin=0, vmax=1)
-        if blank:
-            ax.text(0.5, 0.5, "blank map:\nno place supports\nthe output", ha="center",
-                    va="center", transform=ax.transAxes, fontsize=9,
-                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.5"})
-        ax.set_title(title, fontsize=9)
-    bar = figure.colorbar(matplotlib.cm.ScalarMappable(cmap=cmap), ax=axes.ravel().tolist(),
-                          shrink=0.8)
-    bar.set_label(CAM_LABEL, fontsize=9)
-    bar.ax.tick_params(labelsize=8)
-    return figure

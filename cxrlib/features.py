@@ -31,13 +31,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from cxrlib.errors import ConfigError, DataError, ImageError
+from cxrlib.errors import DataError, ImageError
 from cxrlib.images import blank_center, load_image, scale_pixels
+from cxrlib.io import write_bytes, write_npy
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-DEFAULT_CACHE_DIR = Path(os.environ.get("CXR_CACHE_DIR", Path.home() / ".cache" / "cxr-repro"))
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,14 @@ class FeatureSpec:
         "rotation": 0.03, "shift": 0.05, "zoom": 0.1, "brightness": 0.1})
 
     def weights_id(self) -> str:
-        """``imagenet``, ``none`` or ``file-<sha1 of the weights file>``."""
-        if self.weights is None or str(self.weights).lower() == "none":
-            return "none"
-        if str(self.weights) == "imagenet":
-            return "imagenet"
-        path = Path(self.weights)
-        if not path.is_file():
-            raise ConfigError(f"weights file not found: {path}")
-        return "file-" + file_hash(path)
+        """``imagenet``, ``none`` or ``file-<sha1 of the weights file>`` (decoded by
+        ``models.check_weights``)."""
+        from cxrlib.models import check_weights
+
+        weights = check_weights(self.weights, self.backbone)
+        if weights is None or weights == "imagenet":
+            return weights or "none"
+        return "file-" + file_hash(weights)
 
     def key(self) -> str:
         """A short hash naming this spec's cache folder."""
@@ -98,7 +97,7 @@ class FeatureCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         spec_file = self.folder / "spec.json"
         if not spec_file.exists():
-            _atomic_write_bytes(spec_file, json.dumps(
+            write_bytes(spec_file, json.dumps(
                 {**asdict(spec), "weights_id": spec.weights_id()}, indent=2).encode())
 
     def path(self, content: str, view: int = 0, aug_seed: int = 0) -> Path:
@@ -119,18 +118,8 @@ class FeatureCache:
             return None
 
     def put(self, content: str, view: int, array: np.ndarray, aug_seed: int = 0) -> None:
-        path = self.path(content, view, aug_seed)
-        path.parent.mkdir(exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        with open(partial, "wb") as handle:
-            np.save(handle, array.astype(np.float32), allow_pickle=False)
-        os.replace(partial, path)
-
-
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(payload)
-    os.replace(partial, path)
+        """Store one view's features as float32, atomically."""
+        write_npy(self.path(content, view, aug_seed), array.astype(np.float32))
 
 
 def view_seed(content: str, view: int, seed: int) -> int:
@@ -164,7 +153,7 @@ def _batches(items: list, size: int) -> Iterator[list]:
 def extract_features(
     paths: Sequence[str],
     spec: FeatureSpec,
-    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    cache_dir: str | Path,
     views: Sequence[int] = (0,),
     batch_size: int = 32,
     aug_seed: int = 0,
@@ -183,7 +172,7 @@ def extract_features(
 
     scale = input_scale(spec.backbone)
     cache = FeatureCache(cache_dir, spec)
-    rows, found, todo = [], {}, []
+    rows, vectors, todo = [], {}, []
     contents: dict[str, str | None] = {}
     for path in dict.fromkeys(map(str, paths)):
         try:
@@ -197,7 +186,7 @@ def extract_features(
             if content is None:
                 row.update(status="skipped", problem="file not found or unreadable")
             elif (array := cache.get(content, view, aug_seed)) is not None:
-                found[(path, view)] = array
+                vectors[(path, view)] = array
             else:
                 row["status"] = "computed"
                 todo.append(row)
@@ -206,18 +195,18 @@ def extract_features(
         if model is None:
             model = build_backbone(spec.backbone, spec.image_size, spec.weights,
                                    pooling=spec.pooling, init_seed=spec.init_seed)
-        _compute(todo, spec, scale, cache, model, found, batch_size, aug_seed, threads, progress)
+        _compute(todo, spec, scale, cache, model, vectors, batch_size, aug_seed, threads, progress)
     table = pd.DataFrame(rows, columns=["path", "view", "content", "status", "problem"])
     skipped = table[table["status"] == "skipped"]
     if len(skipped):
         log.warning("skipped %d unreadable image(s): %s", skipped["path"].nunique(),
                     "; ".join(f"{p}: {r}" for p, r in skipped[["path", "problem"]]
                               .drop_duplicates().head(5).itertuples(index=False)))
-    return table, found
+    return table, vectors
 
 
 def _compute(todo: list[dict], spec: FeatureSpec, scale: str, cache: FeatureCache, model,
-             found: dict, batch_size: int, aug_seed: int, threads: int, progress: bool) -> None:
+             vectors: dict, batch_size: int, aug_seed: int, threads: int, progress: bool) -> None:
     """Run the backbone over the rows in ``todo``.
 
     Only ``predict_on_batch`` runs on the calling thread: the next batch is decoded and
@@ -261,19 +250,19 @@ def _compute(todo: list[dict], spec: FeatureSpec, scale: str, cache: FeatureCach
                 outputs = np.asarray(model.predict_on_batch(stacked), dtype=np.float32)
                 writes.append(writer.submit(write, good, outputs))
                 for row, output in zip(good, outputs):
-                    found[(row["path"], row["view"])] = output
+                    vectors[(row["path"], row["view"])] = output
             bar.update(len(batch))
         for done in writes:
             done.result()  # a failed cache write raises here
     bar.close()
 
 
-def stack(found: dict[tuple[str, int], np.ndarray], paths: Sequence[str], view: int = 0) -> np.ndarray:
+def stack(vectors: dict[tuple[str, int], np.ndarray], paths: Sequence[str], view: int = 0) -> np.ndarray:
     """Features of ``paths`` (one view) as one array, in order; all must be present
     (a ``DataError`` names the first missing one: typically a file that did not decode)."""
-    missing = [p for p in paths if (str(p), view) not in found]
+    missing = [p for p in paths if (str(p), view) not in vectors]
     if missing:
         raise DataError(f"no features for {len(missing)} image(s), e.g. {missing[0]}: the "
                         "file could not be read (see the extraction log); leave it out of "
                         "the table first (data.drop_undecodable)")
-    return np.stack([found[(str(p), view)] for p in paths])
+    return np.stack([vectors[(str(p), view)] for p in paths])

@@ -24,13 +24,11 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from cxrlib import paper
 from cxrlib.errors import ConfigError
+from cxrlib.names import BACKBONES, DETECTOR_BASES, DETECTOR_MODELS
 
 
-BACKBONES = ("alexnet", "vgg16", "vgg19", "resnet50")
-DETECTOR_MODELS = ("cnn", "cnn_lstm")
-DETECTOR_BASES = ("vgg16", "paper")
-"""Conv bases of the detector: "vgg16" (Keras VGG16, the CPU mode) and "paper" (Table 2)."""
 PAPER_BLOCKS = ((2, 64), (2, 128), (2, 256), (3, 512), (3, 512))
 """The detector paper's Table 2: (3x3 ReLU convolutions, filters) per block, each block
 closed by a 2x2 max-pool of stride 2; 12 convolutions, 224x224x3 -> 7x7x512."""
@@ -81,14 +79,16 @@ def _check_image_size(image_size: int) -> int:
 
 
 def check_weights(weights: str | Path | None, backbone: str) -> str | None:
-    """``weights`` as the experiments store it: None ("none" accepted), "imagenet", or an
-    existing weights file's path; a ``ConfigError`` otherwise, before anything is built."""
+    """``weights`` decoded, the one place that does it: None ("none" accepted), "imagenet",
+    or an existing weights file's path; a ``ConfigError`` otherwise, before anything is
+    built. Used by the Configs, by ``_build_cnn`` and by ``features.FeatureSpec``."""
     if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
         return None
     if weights == "imagenet":
         if check_backbone(backbone) == "alexnet":
-            raise ConfigError("alexnet has no ImageNet weights in Keras: use weights=None or "
-                              "a path to a weights file")
+            raise ConfigError("weights='imagenet' is not available for alexnet: Keras ships no "
+                              "ImageNet AlexNet. Pass weights=None (random init) or the path "
+                              "of a weights file.")
         return "imagenet"
     return str(_weights_path(weights))
 
@@ -164,15 +164,7 @@ def _build_cnn(
     _check_image_size(image_size)
     if pooling not in POOLINGS:
         raise ConfigError(f"pooling={pooling!r} must be one of {POOLINGS}")
-    path = None
-    if isinstance(weights, str) and weights == "imagenet":
-        if name == "alexnet":
-            raise ConfigError(
-                "weights='imagenet' is not available for alexnet: Keras ships no ImageNet "
-                "AlexNet. Pass weights=None (random init) or the path of a weights file."
-            )
-    elif weights is not None:
-        path = _weights_path(weights)  # fail before building
+    weights = check_weights(weights, name)  # fail before building
     keras.utils.set_random_seed(init_seed)  # same init_seed -> same initial weights
     shape = (image_size, image_size, 3)
     if name == "alexnet":
@@ -185,8 +177,8 @@ def _build_cnn(
             pooling=pooling,
             name=model_name,
         )
-    if path is not None:
-        load_weights_file(model, path)
+    if weights not in (None, "imagenet"):
+        load_weights_file(model, weights)
     return model
 
 
@@ -214,7 +206,7 @@ def build_prognet_head(
     seq_len: int | None = 3,
     lstm_units: int = 150,
     dropout: float = 0.5,
-    dense_units: Sequence[int] = (1024, 500, 128, 64),
+    dense_units: Sequence[int] = paper.PROGNET_SETUP["dense_units"],
     l2: float = 0.0,
 ) -> keras.Model:
     """ProgNet head: (seq_len, feature_dim) -> LSTM -> dropout -> dense ReLU -> P(survival).

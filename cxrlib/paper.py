@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+#: The papers' settings: the source of ``prognet.Config``/``detector.Config`` defaults and
+#: of ``cxr batch --profile paper``. ``image_size`` is the backbones' ImageNet input size.
 PROGNET_SETUP = {
     "patients": 42, "train_sequences": 34, "test_sequences": 8, "seq_len": 3, "runs": 10,
+    "image_size": 224,
     "optimizer": "Adam", "learning_rate": 1e-4, "weight_decay": 1e-4, "batch_size": 32,
     "epochs": 60, "lstm_units": 150, "dropout": 0.5, "dense_units": (1024, 500, 128, 64),
 }
@@ -38,7 +41,8 @@ PROGNET = {
 
 DETECTOR_SETUP = {
     "images": {"covid19": 141, "pneumonia": 140, "normal": 140}, "image_size": 224,
-    "split": "85/15, 5-fold cross-validation", "test_images": 64, "test_covid19": 22,
+    "split": "85/15, 5-fold cross-validation", "test_fraction": 0.15, "folds": 5,
+    "test_images": 64, "test_covid19": 22,
     "learning_rate": 1e-4, "max_epochs": 200,
 }
 

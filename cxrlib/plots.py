@@ -1,32 +1,26 @@
 """Figures for the notebooks, built with seaborn and matplotlib.
 
 Each function takes a DataFrame (or arrays) and returns the matplotlib ``Figure`` so a
-notebook can show it and ``save_figure`` can write it under ``results/``.
+notebook can show it and ``save_figure`` (``cxrlib.io``) can write it under ``results/``.
+``plot_cams`` draws the heat maps that ``cxrlib.explain`` computes.
 """
 from __future__ import annotations
 
-import os
+import math
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from cxrlib.errors import ConfigError
 from cxrlib.images import load_image
+from cxrlib.io import save_figure  # noqa: F401  (notebooks call plots.save_figure)
 
 sns.set_theme(style="whitegrid", context="notebook")
-
-
-def save_figure(figure: plt.Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Write a figure as PNG (folders created; written atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial.png")
-    figure.savefig(partial, dpi=dpi, bbox_inches="tight")
-    os.replace(partial, path)
-    return path
 
 
 def bar_counts(table: pd.DataFrame, column: str, hue: str | None = None,
@@ -215,4 +209,49 @@ def score_timeline(over_time: pd.DataFrame, title: str = "", threshold: float = 
     ax.set_xlabel("X-ray in time order (the score uses the images up to it)")
     ax.legend(loc="lower right", fontsize=8)
     figure.suptitle(title)
+    return figure
+
+
+CAM_LABEL = ("Grad-CAM, scaled 0-1 within each map\n"
+             "1 = strongest support for the output explained")
+
+
+def plot_cams(images: Sequence[np.ndarray], cams: Sequence[np.ndarray],
+              titles: Sequence[str] | None = None, ncols: int = 4, alpha: float = 0.4,
+              cmap: str = "jet") -> plt.Figure:
+    """A grid of X-rays with their heat maps overlaid (one panel per image).
+
+    Each map is stretched to its X-ray's resolution (pass the X-ray at the size it should
+    be seen); an all-zero map is not drawn: its panel shows the X-ray and says the map is
+    blank. Titles may hold line breaks; one colour bar explains the scale.
+    """
+    from cxrlib.explain import overlay, to_gray_unit  # Grad-CAM's maths (TensorFlow)
+
+    images, cams = list(images), list(cams)
+    if len(images) != len(cams) or not images:
+        raise ConfigError(f"got {len(images)} images and {len(cams)} heat maps; need the "
+                          "same number, at least one")
+    titles = list(titles) if titles is not None else [""] * len(images)
+    if len(titles) != len(images):
+        raise ConfigError(f"got {len(titles)} titles for {len(images)} images")
+    ncols = max(1, min(int(ncols), len(images)))
+    nrows = math.ceil(len(images) / ncols)
+    lines = max(str(t).count("\n") + 1 for t in titles)
+    figure, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols + 1.2, (3.0 + 0.2 * lines) * nrows),
+                                squeeze=False, layout="constrained")
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, cam, title in zip(axes.ravel(), images, cams, titles):
+        blank = float(np.max(cam)) <= 0.0
+        ax.imshow(to_gray_unit(image) if blank else overlay(image, cam, alpha, cmap),
+                  cmap="gray" if blank else None, vmin=0, vmax=1)
+        if blank:
+            ax.text(0.5, 0.5, "blank map:\nno place supports\nthe output", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=9,
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.5"})
+        ax.set_title(title, fontsize=9)
+    bar = figure.colorbar(matplotlib.cm.ScalarMappable(cmap=cmap), ax=axes.ravel().tolist(),
+                          shrink=0.8)
+    bar.set_label(CAM_LABEL, fontsize=9)
+    bar.ax.tick_params(labelsize=8)
     return figure

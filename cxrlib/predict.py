@@ -156,11 +156,11 @@ def _cache(cache_dir: str | Path | None) -> Iterator[Path]:
 def image_features(saved: SavedModel, paths: Sequence[str], cache_dir=None) -> dict:
     """{(path, 0): features} from the run's frozen CNN, rebuilt from ``model.json``."""
     with _cache(cache_dir) as cache:
-        _, found = features.extract_features(paths, saved.spec, cache, progress=False)
-    missing = [p for p in paths if (p, 0) not in found]
+        _, vectors = features.extract_features(paths, saved.spec, cache, progress=False)
+    missing = [p for p in paths if (p, 0) not in vectors]
     if missing:
         raise DataError(f"{missing[0]}: no features could be computed for this image")
-    return found
+    return vectors
 
 
 def _pixels(saved: SavedModel, paths: Sequence[str]) -> np.ndarray:
@@ -191,9 +191,9 @@ def predict_prognet(run: str | Path | SavedModel, patients: Mapping[str, Sequenc
     patients = {str(k): check_images(v, size) if len(v) else [] for k, v in patients.items()}
     _check_lengths(saved, patients)
     rows = pd.DataFrame({"patient_id": list(patients), "paths": list(patients.values())})
-    found = image_features(saved, [p for paths in patients.values() for p in paths], cache_dir)
+    vectors = image_features(saved, [p for paths in patients.values() for p in paths], cache_dir)
     steps = saved.card["seq_len"] or int(rows["paths"].map(len).max())
-    x, lengths = prognet.to_array(rows, found, steps), rows["paths"].map(len).to_numpy()
+    x, lengths = prognet.to_array(rows, vectors, steps), rows["paths"].map(len).to_numpy()
     if saved.standardization is not None:
         x = prognet.apply_standardization(x, lengths, *saved.standardization)
     if saved.card["kind"] == "whole":
@@ -320,7 +320,7 @@ def detector_parts(saved: SavedModel) -> tuple:
 def detector_grad_cams(run: str | Path | SavedModel, paths: Sequence[str | Path],
                        display_size: int = 256) -> tuple[list, list, list]:
     """(X-rays at ``display_size`` px, Grad-CAM maps of the predicted class, titles) for
-    ``explain.plot_cams``; each map is computed at the model's input size."""
+    ``plots.plot_cams``; each map is computed at the model's input size."""
     from cxrlib import explain
 
     saved = _loaded(run, load_detector)

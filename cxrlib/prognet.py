@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,14 +24,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cxrlib import data, features, metrics, models, paper, splits, training
+from cxrlib import data, features, io, metrics, models, paper, splits, training
 from cxrlib.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 WINDOWS = ("first", "last", "all")
 PROTOCOLS = ("holdout", "kfold")
-PAPER_TEST_FRACTION = 8 / 42  # 34 training and 8 test sequences of 42 patients
+_PAPER = paper.PROGNET_SETUP
+PAPER_TEST_FRACTION = _PAPER["test_sequences"] / _PAPER["patients"]  # 8 of 42 patients
 BASELINES = ("majority", "last_image", "mean_features")
 
 
@@ -43,15 +44,15 @@ class Config:
     seed: int = 0
     weights: str | None = "imagenet"
     weights_note: str = ""
-    image_size: int = 224
-    epochs: int = 60
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    lr_decay: float = 1e-4
-    l2: float = 0.0
-    lstm_units: int = 150
-    dropout: float = 0.5
-    seq_len: int | None = 3
+    image_size: int = _PAPER["image_size"]
+    epochs: int = _PAPER["epochs"]
+    batch_size: int = _PAPER["batch_size"]
+    learning_rate: float = _PAPER["learning_rate"]
+    lr_decay: float = _PAPER["weight_decay"]  # the paper's "weight decay" read as Adam's decay
+    l2: float = 0.0  # the other reading of it (off)
+    lstm_units: int = _PAPER["lstm_units"]
+    dropout: float = _PAPER["dropout"]
+    seq_len: int | None = _PAPER["seq_len"]
     window: str = "first"
     protocol: str = "holdout"
     test_fraction: float = PAPER_TEST_FRACTION
@@ -183,6 +184,24 @@ def extract(sequences: pd.DataFrame, config: Config, cache_dir: str | Path,
     return features.extract_features(paths, config.feature_spec(), cache_dir, progress=progress)
 
 
+def config_from(parameters: Mapping[str, Any]) -> Config:
+    """A checked ``Config`` from a notebook's parameters (names that are not Config
+    fields, such as ``data_dir`` or ``out_dir``, are left out)."""
+    return Config(**{k: v for k, v in parameters.items() if k in Config.__dataclass_fields__}).check()
+
+
+def prepare(parameters: Mapping[str, Any], data_dir: str | Path, cache_dir: str | Path,
+            done: Collection[tuple] = (), progress: bool = True) -> tuple:
+    """Check one run's parameters and extract (and cache) the features it needs, before
+    its notebook starts; returns the key of that work, skipped when ``done`` holds it.
+    A run that cannot start raises ``ConfigError`` or ``DataError``."""
+    config = config_from(parameters)
+    key = ("prognet", config.feature_spec().key())
+    if key not in done:
+        extract(cohort(data_dir, config), config, cache_dir, progress=progress)
+    return key
+
+
 def windows(paths: Sequence[str], seq_len: int | None, window: str) -> list[list[str]]:
     """The sequences of ``seq_len`` images one patient contributes."""
     paths = list(paths)
@@ -206,13 +225,13 @@ def sequence_rows(sequences: pd.DataFrame, positions: np.ndarray, config: Config
     return pd.DataFrame(rows)
 
 
-def to_array(rows: pd.DataFrame, found: dict, length: int | None = None) -> np.ndarray:
+def to_array(rows: pd.DataFrame, vectors: dict, length: int | None = None) -> np.ndarray:
     """(n, steps, feature_dim) features; shorter sequences are zero-padded at the end."""
     steps = length or max(len(p) for p in rows["paths"])
-    first = next(iter(found.values()))
+    first = next(iter(vectors.values()))
     array = np.zeros((len(rows), steps, first.shape[-1]), np.float32)
     for i, paths in enumerate(rows["paths"]):
-        array[i, :len(paths)] = features.stack(found, paths)
+        array[i, :len(paths)] = features.stack(vectors, paths)
     return array
 
 
@@ -268,8 +287,8 @@ def _head(config: Config, feature_dim: int, steps: int):
                                      l2=config.l2)
 
 
-def train_and_predict(sequences: pd.DataFrame, folds: list, found: dict, config: Config,
-                      data_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, Trained]:
+def train_and_predict(sequences: pd.DataFrame, folds: list, vectors: dict,
+                      config: Config) -> tuple[pd.DataFrame, pd.DataFrame, Trained]:
     """Train the head on each split; return (predictions, history, what was trained).
 
     Predictions: one row per test patient and fold with ``survival_score`` (P(survival))
@@ -282,7 +301,7 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, found: dict, config:
         train_rows = sequence_rows(sequences, train_pos, config)
         test_rows = sequence_rows(sequences, test_pos, config)
         steps = config.seq_len or max(len(p) for p in pd.concat([train_rows, test_rows])["paths"])
-        train_x, test_x = to_array(train_rows, found, steps), to_array(test_rows, found, steps)
+        train_x, test_x = to_array(train_rows, vectors, steps), to_array(test_rows, vectors, steps)
         train_y = train_rows["label"].to_numpy("float32")
         test_y = test_rows["label"].to_numpy("float32")
         lengths = lambda rows: rows["paths"].map(len).to_numpy()  # noqa: E731
@@ -385,8 +404,6 @@ def run_metrics(config: Config, evaluation: dict, predictions: pd.DataFrame,
                 sequences: pd.DataFrame, feature_table: pd.DataFrame, timings: dict,
                 paths: dict) -> dict:
     """Everything ``metrics.json`` holds for one run."""
-    from cxrlib import runs
-
     return {
         "experiment": "prognet",
         "parameters": config.as_dict(),
@@ -399,7 +416,7 @@ def run_metrics(config: Config, evaluation: dict, predictions: pd.DataFrame,
         "n_deaths_test": int((predictions["label"] == 0).sum()),
         "features": feature_table["status"].value_counts().to_dict(),
         "timings_s": timings,
-        "environment": runs.environment(),
+        "environment": io.environment(),
     }
 
 
@@ -465,7 +482,7 @@ def save_model(out_dir: str | Path, config: Config, trained: Trained) -> Path:
                                           trained.baselines):
         training.save_keras(head, folder / entry["model"])
         if stats is not None:
-            training.save_arrays(folder / entry["standardization"], mean=stats[0], std=stats[1])
-        training.save_arrays(folder / entry["baselines"], **baseline_arrays(fitted))
-    training.write_json(folder / "model.json", card)
+            io.save_arrays(folder / entry["standardization"], mean=stats[0], std=stats[1])
+        io.save_arrays(folder / entry["baselines"], **baseline_arrays(fitted))
+    io.write_json(folder / "model.json", card)
     return folder

@@ -115,12 +115,12 @@ def display_image(path: str, size: int = DISPLAY_SIZE) -> np.ndarray:
 
 
 def detector_cams(results_dir: str | Path, fold: int = 0,
-                  models_: tuple[str, ...] = ("cnn", "cnn_lstm")) -> tuple[list, list, list]:
+                  detector_models: tuple[str, ...] = ("cnn", "cnn_lstm")) -> tuple[list, list, list]:
     """Grad-CAM of one test image per class for each saved detector model of ``fold``:
-    (X-rays at ``DISPLAY_SIZE``, heat maps, titles) for ``explain.plot_cams``; models
+    (X-rays at ``DISPLAY_SIZE``, heat maps, titles) for ``plots.plot_cams``; models
     without a finished run are left out (see ``missing``)."""
     images, cams, titles = [], [], []
-    for model in models_:
+    for model in detector_models:
         run = Path(results_dir) / "detector" / model / f"fold-{fold}"
         if not (run / "metrics.json").is_file():
             continue

@@ -1,4 +1,4 @@
-"""Run one notebook with papermill, and write a run's files atomically.
+"""Floor 6: run one notebook with papermill (the notebook writes its files with ``cxrlib.io``).
 
 A run folder holds the executed notebook, ``metrics.json`` (written last: its presence
 means the run finished), ``predictions.csv``, ``history.csv``, figures and ``model/`` (what
@@ -13,20 +13,15 @@ import functools
 import json
 import logging
 import os
-import platform
 import shutil
 import sys
 import threading
-import time
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import numpy as np
-import pandas as pd
-
 from cxrlib.errors import ConfigError
+from cxrlib.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +34,6 @@ NOTEBOOKS = {
     "use": "06_use_a_model.ipynb",
 }
 PATH_PARAMETERS = ("data_dir", "out_dir", "cache_dir", "results_dir")
-VERSIONED_PACKAGES = ("cxrlib", "tensorflow", "keras", "numpy", "pandas", "scikit-learn",
-                      "scipy", "pillow", "papermill")
 
 
 def notebooks_dir() -> Path:
@@ -178,104 +171,6 @@ def execute_in_place(name: str, output: str | Path, parameters: Mapping[str, Any
     os.replace(partial, output)
     output.with_name(output.stem + ".failed.ipynb").unlink(missing_ok=True)
     return output
-
-
-def environment() -> dict[str, Any]:
-    """Machine and library versions, for ``metrics.json``."""
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "processor": cpu_model(), "cpu_count": os.cpu_count(),
-            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3, 1),
-            "versions": versions}
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def to_jsonable(value: Any) -> Any:
-    """NumPy and pandas scalars/arrays to plain JSON types (NaN becomes null)."""
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    if value is pd.NA:
-        return None
-    return value
-
-
-def write_text(path: str | Path, text: str) -> Path:
-    """Write a text file atomically: a temporary name (with the process id, so parallel
-    writers never share one), then a rename; folders are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-    return path
-
-
-def write_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
-    """Write JSON atomically (NumPy and pandas values converted, NaN as null)."""
-    return write_text(path, json.dumps(to_jsonable(payload), indent=2) + "\n")
-
-
-def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
-    """Write a table as CSV atomically."""
-    return write_text(path, table.to_csv(index=False))
-
-
-class Timer:
-    """Wall-clock timings by name: ``with timer("extract"): ...``; ``timer.seconds``."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, name: str) -> "Timer":
-        self._name = name
-        return self
-
-    def __enter__(self) -> "Timer":
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds[self._name] = round(time.perf_counter() - self._start, 3)
-
-
-def write_run(out_dir: str | Path, metrics: Mapping[str, Any],
-              tables: Mapping[str, pd.DataFrame] | None = None,
-              figures: Mapping[str, Any] | None = None) -> Path:
-    """Write a run's tables (``<name>.csv``) and figures (``figures/<name>.png``), then
-    ``metrics.json`` last: a folder with ``metrics.json`` is a finished run."""
-    from cxrlib.plots import save_figure
-
-    out = Path(out_dir)
-    for name, table in (tables or {}).items():
-        write_csv(out / f"{name}.csv", table)
-    for name, figure in (figures or {}).items():
-        save_figure(figure, out / "figures" / f"{name}.png")
-    return write_json(out / "metrics.json", metrics)
 
 
 def is_finished(run_dir: str | Path) -> bool:

@@ -6,7 +6,7 @@ the splitters group rows by ``patient_id``. ``check_no_leak`` proves it for any 
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -59,17 +59,6 @@ def holdout_split(
     return kfold_splits(labels, groups, n_splits=n_splits, seed=seed)[0]
 
 
-def repeated_holdout(
-    labels: Sequence,
-    n_repeats: int,
-    test_size: float | int = 8,
-    seed: int = 0,
-) -> Iterator[Split]:
-    """``n_repeats`` hold-out splits of one row per patient, seeded ``seed``, ``seed+1``..."""
-    for repeat in range(n_repeats):
-        yield holdout_split(labels, test_size=test_size, seed=seed + repeat)
-
-
 def kfold_splits(
     labels: Sequence,
     groups: Sequence | None = None,
@@ -88,15 +77,6 @@ def kfold_splits(
     for train, test in folds:
         check_no_leak(groups[train], groups[test])
     return folds
-
-
-def assign_folds(table: pd.DataFrame, label: str, group: str = "patient_id",
-                 n_splits: int = 5, seed: int = 0) -> pd.Series:
-    """The test fold of every row of ``table`` (a column to inspect or plot)."""
-    fold = pd.Series(-1, index=table.index, name="fold")
-    for k, (_, test) in enumerate(kfold_splits(table[label], table[group], n_splits, seed)):
-        fold.iloc[test] = k
-    return fold
 
 
 def check_no_leak(train_groups: Sequence, test_groups: Sequence) -> None:

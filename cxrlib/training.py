@@ -1,13 +1,14 @@
 """Seeding, fitting and saving Keras models, shared by ProgNet and the detector."""
 from __future__ import annotations
 
-import json
 import os
 import random
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from cxrlib.io import partial_path
 
 _DETERMINISM_ON = False
 
@@ -50,8 +51,7 @@ def make_optimizer(learning_rate: float = 1e-4, lr_decay: float | None = None):
 def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: int,
         batch_size: int, learning_rate: float, lr_decay: float | None = None,
         validation: tuple[np.ndarray, np.ndarray] | None = None,
-        early_stopping: int | None = None, seed: int = 0,
-        class_weight: dict | None = None, callbacks: list | None = None) -> pd.DataFrame:
+        early_stopping: int | None = None, callbacks: list | None = None) -> pd.DataFrame:
     """Compile and train ``model``; return the history as a table (one row per epoch).
 
     ``validation`` is only watched (curves, and early stopping when ``early_stopping`` is a
@@ -68,7 +68,7 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: i
             monitor="val_loss", patience=early_stopping, restore_best_weights=True))
     history = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
                         validation_data=validation, shuffle=True, verbose=0,
-                        callbacks=callbacks, class_weight=class_weight)
+                        callbacks=callbacks)
     table = pd.DataFrame(history.history)
     table.insert(0, "epoch", np.arange(1, len(table) + 1))
     return table
@@ -106,11 +106,6 @@ def time_steps(model, x: np.ndarray, y: np.ndarray, steps: int = 3, warmup: int 
 
 
 # --------------------------------------------------------------------------- saving
-def _partial(path: Path) -> Path:
-    """A temporary name beside ``path`` (with the process id, so parallel writers differ)."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.partial{''.join(path.suffixes[-1:])}")
-
-
 def save_keras(model, path: str | Path) -> Path:
     """Save a Keras model's architecture and weights (not the optimizer's state, which
     would triple the file) as a ``.keras`` file atomically (temporary name, then rename)."""
@@ -118,7 +113,7 @@ def save_keras(model, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial(path)
+    partial = partial_path(path)
     copy = keras.Model.from_config(model.get_config())  # uncompiled: no optimizer state
     copy.set_weights(model.get_weights())
     copy.save(partial)
@@ -131,34 +126,3 @@ def load_keras(path: str | Path):
     import keras
 
     return keras.saving.load_model(path, compile=False)
-
-
-def save_arrays(path: str | Path, **arrays: np.ndarray) -> Path:
-    """Save named arrays as one ``.npz`` file atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial(path)
-    with open(partial, "wb") as handle:
-        np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()})
-    os.replace(partial, path)
-    return path
-
-
-def write_json(path: str | Path, payload: dict) -> Path:
-    """Write a small JSON file atomically (NumPy values as plain numbers)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial(path)
-    partial.write_text(json.dumps(payload, indent=2, default=_plain) + "\n")
-    os.replace(partial, path)
-    return path
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlib import compare, paper
-from cxrlib.metrics import cluster_bootstrap_ci
+from cxrlib.metrics import binary_scorer, cluster_bootstrap_ci
 
 VERDICTS = ("reproduced", "not reproduced", "not distinguishable", "not testable here")
 MAX_CI_WIDTH = 0.20  # wider than 20 points: cannot tell the paper's number from its neighbours
@@ -87,7 +87,7 @@ def _accuracy_binary(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def _binary(name: str) -> Callable:
-    return _accuracy_binary if name == "accuracy" else compare._binary_scorer(name)
+    return _accuracy_binary if name == "accuracy" else binary_scorer(name)
 
 
 def _accuracy_multi(y: np.ndarray, proba: np.ndarray) -> float:

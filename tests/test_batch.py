@@ -60,12 +60,13 @@ def test_plan_errors(tmp_path: Path) -> None:
         batch.plan("sample", tmp_path, tmp_path, overrides={"learning_rat": 1})
 
 
-def test_backbone_names_agree_with_models() -> None:
-    from cxrlib import models
-
-    assert batch.BACKBONES == models.BACKBONES
-    assert batch.DETECTOR_MODELS == models.DETECTOR_MODELS
-    assert batch.DETECTOR_BASES == models.DETECTOR_BASES
+def test_batch_options_do_not_import_tensorflow() -> None:
+    """The shared names live in ``cxrlib.names``: ``cxr batch --help`` needs no TensorFlow."""
+    code = ("import sys; from cxrlib import batch, cli; cli.build_parser(); "
+            "print(batch.BACKBONES, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], check=True)
+    assert done.stdout.split()[-1] == "False" and "resnet50" in done.stdout
 
 
 def test_paper_gpu_profile_plans_the_published_detector_offline(tmp_path: Path) -> None:
@@ -75,7 +76,7 @@ def test_paper_gpu_profile_plans_the_published_detector_offline(tmp_path: Path) 
     detector_runs = [r for r in plan.runs if r.notebook == "detector"]
     assert len(detector_runs) == 2 * 5
     for run in detector_runs:
-        config = detector.Config(**batch._run_config(run, detector.Config)).check()
+        config = detector.config_from(batch.run_parameters(run))
         assert (config.base, config.weights, config.trainable) == ("paper", None, True)
         assert (config.image_size, config.epochs, config.learning_rate) == (224, 200, 1e-4)
         assert config.n_per_class == detector.PAPER_COUNTS and config.early_stopping is None

@@ -217,3 +217,10 @@ def test_paper_detector_section_measures_and_renders(monkeypatch: pytest.MonkeyP
     lines = "\n".join(render.paper_detector_lines({"status": "ok", **block}))
     assert "| cnn_lstm |" in lines and "5-fold × 2-model grid" in lines
     assert "not run" in render.paper_detector_lines(None)[0]
+
+
+def test_rendered_commands_name_no_machine_path() -> None:
+    shown = render.shown_command("python -m benchmarks --only whole --work-dir /work/x "
+                                 "--out results/b.json /tmp/y")
+    assert shown == ("python -m benchmarks --only whole --work-dir WORK_DIR "
+                     "--out results/b.json PATH")

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from cxrlib import cli, compare
-from cxrlib.metrics import binary_metrics
+from cxrlib.readme import replace_between, results_markdown
+from cxrlib.metrics import binary_metrics, binary_scorer
 
 
 def _results(folder: Path, resumed: int = 0) -> Path:
@@ -32,17 +33,17 @@ def _results(folder: Path, resumed: int = 0) -> Path:
 def test_results_markdown_and_readme_markers(tmp_path: Path) -> None:
     fresh = _results(tmp_path / "results" / "quick")
     resumed = _results(tmp_path / "results" / "again", resumed=40)
-    text = compare.results_markdown({"Fresh": fresh, "Resumed": resumed, "Empty": tmp_path / "none"})
+    text = results_markdown({"Fresh": fresh, "Resumed": resumed, "Empty": tmp_path / "none"})
     assert "### Fresh" in text and "3 runs in 2.0 min with 2 parallel workers" in text
     assert "41 runs (40 already finished; the last invocation ran 1 in 2.0 min)" in text
     assert "| resnet50 " in text and "0.924 ± 0.03" in text and "_No tables in" in text
     readme = tmp_path / "README.md"
     readme.write_text("top\n<!-- results:start -->\nold\n<!-- results:end -->\nbottom\n")
-    assert compare.replace_between(readme, "results", "new\n")
+    assert replace_between(readme, "results", "new\n")
     assert readme.read_text() == "top\n<!-- results:start -->\nnew\n<!-- results:end -->\nbottom\n"
     plain = tmp_path / "PLAIN.md"
     plain.write_text("no markers\n")
-    assert not compare.replace_between(plain, "results", "x") and plain.read_text() == "no markers\n"
+    assert not replace_between(plain, "results", "x") and plain.read_text() == "no markers\n"
     assert cli.main(["readme", "--results", f"Fresh={fresh}", "--readme", str(readme)]) == 0
     assert "### Fresh" in readme.read_text() and readme.read_text().endswith("bottom\n")
     assert cli.main(["readme", "--results", "no-equals-sign", "--readme", str(readme)]) == 2
@@ -54,7 +55,7 @@ def test_fast_bootstrap_scorers_agree_with_binary_metrics(name: str) -> None:
     rng = np.random.default_rng(0)
     for _ in range(50):
         y, s = rng.integers(0, 2, 9), rng.random(9)
-        fast, slow = compare._binary_scorer(name)(y, s), binary_metrics(y, s)[name]
+        fast, slow = binary_scorer(name)(y, s), binary_metrics(y, s)[name]
         assert (np.isnan(fast) and (slow is None or np.isnan(slow))) or fast == pytest.approx(slow)
 
 
@@ -79,8 +80,8 @@ def test_detector_tables_say_which_base_made_them(tmp_path: Path) -> None:
         "Table 2 base trained end to end (`base=paper`); "
         "frozen Keras VGG16 base, cached features (`base=vgg16`)")
     folder = _results(tmp_path / "results" / "quick")  # a table from before `base` existed
-    assert "**Detector** (frozen Keras VGG16 base, cached features;" in compare.results_markdown(
+    assert "**Detector** (frozen Keras VGG16 base, cached features;" in results_markdown(
         {"Old": folder})
     overall.to_csv(folder / "tables" / "detector_overall.csv", index=False)
     assert "**Detector** (Table 2 base trained end to end (`base=paper`);" in (
-        compare.results_markdown({"New": folder}))
+        results_markdown({"New": folder}))

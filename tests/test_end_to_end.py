@@ -30,7 +30,9 @@ def test_detector_trainable_base_with_augmentation_in_the_model(sample_dir: Path
     table = detector.dataset(sample_dir, config)
     train, test = detector.make_split(table, config)
     predictions, history, model = detector.train_and_predict(table, train, test, {}, config)
-    assert model.get_layer("augmentation") is not None
+    names = [layer.name for layer in model.layers]
+    assert names.index("augmentation") == 1  # right after the input, before the conv base
+    assert len(model.get_layer("augmentation").layers) > 0
     probabilities = predictions[[f"p_{c}" for c in detector.CLASSES]].to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert len(predictions) == len(test) and len(history) == 1

@@ -11,7 +11,7 @@ from keras import layers
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cxrlib import explain, models, prognet  # noqa: E402
+from cxrlib import explain, models, plots, prognet  # noqa: E402
 from cxrlib.errors import ConfigError  # noqa: E402
 
 RNG = np.random.default_rng(0)
@@ -195,6 +195,6 @@ def test_overlay_and_plot():
     shown = explain.overlay(gray, cam)
     assert shown.shape == (40, 40, 3) and shown.min() >= 0.0 and shown.max() <= 1.0
     assert explain.overlay(gray[..., 0], cam[:10, :10]).shape == (40, 40, 3)  # resized cam
-    figure = explain.plot_cams([gray, gray, gray], [cam, cam, cam], ["a", "b", "c"], ncols=2)
+    figure = plots.plot_cams([gray, gray, gray], [cam, cam, cam], ["a", "b", "c"], ncols=2)
     assert isinstance(figure, plt.Figure)
     plt.close(figure)

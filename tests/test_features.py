@@ -54,7 +54,7 @@ def images(tmp_path: Path) -> list[str]:
 
 
 def _no_partial_files(folder: Path) -> bool:
-    return not [p for p in folder.rglob("*") if p.name.endswith(".partial")]
+    return not [p for p in folder.rglob("*") if ".partial" in p.name]
 
 
 # --------------------------------------------------------------------------- cache hits

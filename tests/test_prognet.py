@@ -17,7 +17,7 @@ from PIL import Image
 from cxrlib import prognet
 from cxrlib.errors import ConfigError, CxrError, DataError
 from cxrlib.prognet import Config
-from cxrlib.runs import to_jsonable
+from cxrlib.io import to_jsonable
 
 FAST = dict(backbone="alexnet", weights=None, image_size=48, epochs=5, protocol="holdout",
             seed=0)

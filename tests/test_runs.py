@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from cxrlib import runs
@@ -61,59 +59,6 @@ def test_parse_value(text, expected):
 @pytest.mark.parametrize("text, expected", [(".5", 0.5), ("5.", 5.0), ("+3", 3)])
 def test_parse_value_reads_every_plain_number(text, expected):
     assert runs.parse_value(text) == expected
-
-
-# --------------------------------------------------------------------------- write_json
-def test_write_json_converts_numpy_and_nan(tmp_path):
-    payload = {
-        "int": np.int64(3), "float32": np.float32(0.5), "float64": np.float64(0.25),
-        "nan": float("nan"), "np_nan": np.float64("nan"), "array": np.array([1, 2]),
-        "nested": {"values": [np.float32(1.5), np.nan], 7: (np.int32(1), "x")},
-        "path": Path("a/b"), "na": pd.NA, "flag": True, "none": None,
-    }
-    path = runs.write_json(tmp_path / "out" / "metrics.json", payload)
-    text = path.read_text()
-    assert "NaN" not in text  # strict JSON
-    assert json.loads(text) == {
-        "int": 3, "float32": 0.5, "float64": 0.25, "nan": None, "np_nan": None,
-        "array": [1, 2], "nested": {"values": [1.5, None], "7": [1, "x"]},
-        "path": "a/b", "na": None, "flag": True, "none": None,
-    }
-    assert os.listdir(path.parent) == ["metrics.json"]  # no temporary file left
-
-
-def test_write_json_converts_numpy_booleans(tmp_path):
-    path = runs.write_json(tmp_path / "m.json", {"ok": np.bool_(True), "n": np.array([True])})
-    assert json.loads(path.read_text()) == {"ok": True, "n": [True]}
-
-
-def test_write_json_never_leaves_a_half_written_file(tmp_path, monkeypatch):
-    path = runs.write_json(tmp_path / "metrics.json", {"version": 1})
-    with pytest.raises(TypeError):  # not serialisable: nothing written
-        runs.write_json(path, {"version": 2, "bad": object()})
-    assert json.loads(path.read_text()) == {"version": 1}
-
-    def write_half_then_fail(self, data, *args, **kwargs):
-        with open(self, "w") as handle:
-            handle.write(data[: len(data) // 2])
-        raise OSError("disk full")
-
-    monkeypatch.setattr(Path, "write_text", write_half_then_fail)
-    with pytest.raises(OSError, match="disk full"):
-        runs.write_json(path, {"version": 3, "padding": "x" * 1000})
-    monkeypatch.undo()
-    assert json.loads(path.read_text()) == {"version": 1}  # old content intact
-    runs.write_json(path, {"version": 4})
-    assert json.loads(path.read_text()) == {"version": 4}
-    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["metrics.json"]
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
-
-
-def test_write_csv_is_atomic_and_readable(tmp_path):
-    table = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
-    path = runs.write_csv(tmp_path / "t" / "predictions.csv", table)
-    pd.testing.assert_frame_equal(pd.read_csv(path), table)
-    assert os.listdir(path.parent) == ["predictions.csv"]
 
 
 # --------------------------------------------------------------------------- run_notebook

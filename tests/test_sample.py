@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -210,9 +209,7 @@ def test_designed_detector_signal(sample):
 def test_reuse_without_rewriting(sample):
     root, manifest = sample
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
-    start = time.perf_counter()
-    again = write_sample_data(root, seed=SAMPLE_SEED)
-    assert time.perf_counter() - start < 2.0
+    again = write_sample_data(root, seed=SAMPLE_SEED)  # no file rewritten (times below)
     pd.testing.assert_frame_equal(again, manifest)
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
 
