@@ -175,11 +175,29 @@ def versions(packages: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str, str | 
     return found
 
 
+SIMD_LEVELS = ("avx512f", "avx2", "avx", "sse4_2")  # best first
+
+
+def instruction_set(cpuinfo: str | None = None) -> str:
+    """The widest vector instruction set the CPU offers ("avx512f", "avx2", ...), read
+    from /proc/cpuinfo; "unknown" elsewhere. Float kernels differ between them, so the
+    same seed gives identical metrics only on the same instruction set."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "unknown"
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                  if line.startswith("flags")), [])
+    return next((level for level in SIMD_LEVELS if level in flags), "unknown")
+
+
 def environment() -> dict[str, Any]:
-    """Machine and library versions, for a run's ``metrics.json``."""
+    """Machine and library versions, for a run's ``metrics.json``: runs compare bit for bit
+    only on the same ``instruction_set``."""
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "processor": cpu_model(), "cpu_count": os.cpu_count(),
-            "memory_gb": memory_gb(), "versions": versions()}
+            "processor": cpu_model(), "instruction_set": instruction_set(),
+            "cpu_count": os.cpu_count(), "memory_gb": memory_gb(), "versions": versions()}
 
 
 def now() -> str:

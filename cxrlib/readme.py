@@ -38,7 +38,9 @@ def results_markdown(results: dict[str, str | Path]) -> str:
                   + (f", overrides {overrides}" if overrides else "")
                   + f": {done}"
                   + (f" with {info['workers']} parallel workers" if info.get("workers") else "")
-                  + f" on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}), "
+                  + f" on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}"
+                  + (f", {environment['instruction_set']}" if environment.get("instruction_set") else "")
+                  + "), "
                   f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.", ""]
         lines += _verdict_lines(tables / "verdict.csv")
         table_ii = pd.read_csv(tables / "prognet_table_ii.csv")

@@ -102,3 +102,12 @@ def test_timer_records_each_named_block():
     with timer("b"):
         pass
     assert list(timer.seconds) == ["a", "b"] and all(v >= 0 for v in timer.seconds.values())
+
+
+def test_instruction_set_is_the_widest_flag() -> None:
+    from cxrlib import io
+
+    assert io.instruction_set("flags\t: fpu sse4_2 avx avx2 fma\n") == "avx2"
+    assert io.instruction_set("flags\t: sse4_2 avx2 avx512f\n") == "avx512f"
+    assert io.instruction_set("processor\t: 0\n") == "unknown"
+    assert io.environment()["instruction_set"] in (*io.SIMD_LEVELS, "unknown")
