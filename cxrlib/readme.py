@@ -78,9 +78,24 @@ def _verdict_lines(path: Path) -> list[str]:
                                                       "not distinguishable", "not testable here")
                         if v in counts)
     keep = ["paper", "claim", "paper's value", "ours", "95% CI", "verdict", "why", "from"]
-    return [f"**Verdict per claim** ({summary}; computed by `cxrlib.verdict` from the runs "
-            "below; intervals resample patients; `from` names the table in `tables/` that "
-            "holds the numbers):", "", table[keep].to_markdown(index=False), ""]
+    return [f"**Verdict per claim** ({summary}; {_setup(path.parent)}; computed by "
+            "`cxrlib.verdict` from the runs below; intervals resample patients; `from` names "
+            "the table in `tables/` that holds the numbers):", "",
+            table[keep].to_markdown(index=False), ""]
+
+
+def _setup(tables: Path) -> str:
+    """The weights and detector base the runs used, for the verdict's caption."""
+    parts = []
+    for name, columns, what in (("prognet_table_ii.csv", ("weights",), "ProgNet weights"),
+                                ("detector_overall.csv", ("base", "weights"), "detector")):
+        if (tables / name).exists():
+            table = pd.read_csv(tables / name)
+            values = [f"{c} {', '.join(sorted(table[c].astype(str).unique()))}"
+                      for c in columns if c in table]
+            parts.append(f"{what}: " + ", ".join(v.removeprefix("weights ") if what.endswith("weights")
+                                                 else v for v in values))
+    return "; ".join(parts) or "setup not recorded"
 
 
 def _shown_path(path: str, results_dir: Path) -> str:
