@@ -201,35 +201,8 @@ def bootstrap_ci(
     n = len(data[0])
     if any(len(a) != n for a in data):
         raise DataError(f"arrays must have the same number of rows; got {[len(a) for a in data]}")
-
-    def statistic(idx: np.ndarray) -> float:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UndefinedMetricWarning)
-            try:
-                value = float(metric(*(a[idx] for a in data)))
-            except (ValueError, ZeroDivisionError, FloatingPointError):
-                return NAN
-        return value
-
-    if n < 2 or math.isnan(statistic(np.arange(n))):
-        return NAN, NAN
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", scipy.stats.DegenerateDataWarning)
-        res = scipy.stats.bootstrap(
-            (np.arange(n),), statistic, n_resamples=n_resamples, confidence_level=confidence,
-            paired=True, vectorized=False, method="percentile", random_state=seed,
-        )
-    dist = np.asarray(res.bootstrap_distribution, dtype=float)
-    undefined = int(np.isnan(dist).sum())
-    if undefined == dist.size:
-        return NAN, NAN
-    if not undefined:
-        return float(res.confidence_interval.low), float(res.confidence_interval.high)
-    logger.info("bootstrap_ci: metric undefined on %d of %d resamples (dropped)",
-                undefined, dist.size)
-    alpha = (1.0 - confidence) / 2
-    low, high = np.nanpercentile(dist, [100 * alpha, 100 * (1 - alpha)])
-    return float(low), float(high)
+    return _resample(metric, data, [np.array([i]) for i in range(n)], n_resamples,
+                     confidence, seed, "bootstrap_ci")
 
 
 def cluster_bootstrap_ci(
@@ -262,12 +235,17 @@ def cluster_bootstrap_ci(
                         f"{[len(a) for a in data]} and {len(keys)}")
     _, codes = np.unique(keys, return_inverse=True)
     members = [np.flatnonzero(codes == g) for g in range(codes.max() + 1 if n else 0)]
+    return _resample(metric, data, members, n_resamples, confidence, seed,
+                     "cluster_bootstrap_ci")
 
-    def rows_of(clusters: np.ndarray) -> np.ndarray:
-        return np.concatenate([members[int(c)] for c in clusters])
 
+def _resample(metric: Callable[..., float], data: list[np.ndarray], members: list[np.ndarray],
+              n_resamples: int, confidence: float, seed: int, name: str) -> tuple[float, float]:
+    """The percentile bootstrap both intervals share: draw ``members`` (each an array of
+    row indices) with replacement, score ``metric`` on their rows; resamples where the
+    metric is undefined (ValueError, NaN) are dropped and counted in the log."""
     def statistic(clusters: np.ndarray) -> float:
-        idx = rows_of(clusters)
+        idx = np.concatenate([members[int(c)] for c in clusters])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UndefinedMetricWarning)
             try:
@@ -291,8 +269,8 @@ def cluster_bootstrap_ci(
         return NAN, NAN
     if not undefined:
         return float(res.confidence_interval.low), float(res.confidence_interval.high)
-    logger.info("cluster_bootstrap_ci: metric undefined on %d of %d resamples (dropped)",
-                undefined, dist.size)
+    logger.info("%s: metric undefined on %d of %d resamples (dropped)", name, undefined,
+                dist.size)
     alpha = (1.0 - confidence) / 2
     low, high = np.nanpercentile(dist, [100 * alpha, 100 * (1 - alpha)])
     return float(low), float(high)
