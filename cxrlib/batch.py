@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from cxrlib import io, paper, runs
 from cxrlib.errors import ConfigError, CxrError
-from cxrlib.names import BACKBONES, DETECTOR_MODELS
+from cxrlib.names import BACKBONES, DETECTOR_MODELS, IMAGENET_BACKBONES
 
 
 log = logging.getLogger(__name__)
@@ -169,8 +169,6 @@ def resolve_weights(backbone: str, weights: Any) -> dict[str, Any]:
     backbones it does not name keep the profile's ``"imagenet"``, or None). Where the
     profile asks for ImageNet weights that cannot exist (AlexNet), the run uses None and
     says so in ``weights_note`` (it lands in ``metrics.json`` and every table)."""
-    from cxrlib.models import IMAGENET_BACKBONES
-
     if isinstance(weights, dict):
         weights = weights.get(backbone, "imagenet")
     if weights == "imagenet" and backbone not in IMAGENET_BACKBONES:

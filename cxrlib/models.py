@@ -26,7 +26,7 @@ from keras import layers
 
 from cxrlib import paper
 from cxrlib.errors import ConfigError
-from cxrlib.names import BACKBONES, DETECTOR_BASES, DETECTOR_MODELS
+from cxrlib.names import BACKBONES, DETECTOR_BASES, DETECTOR_MODELS, IMAGENET_BACKBONES
 
 
 PAPER_BLOCKS = ((2, 64), (2, 128), (2, 256), (3, 512), (3, 512))
@@ -45,8 +45,6 @@ _KERAS_APPS = {
     "vgg19": keras.applications.VGG19,
     "resnet50": keras.applications.ResNet50,
 }
-#: Backbones for which Keras ships ImageNet weights (``weights="imagenet"``).
-IMAGENET_BACKBONES = tuple(_KERAS_APPS)
 #: Value range of each input scale (for ``augmentation_layers``). "caffe" is the union of
 #: the three channels' ranges after subtracting the ImageNet BGR mean from 0..255.
 VALUE_RANGES = {"raw": (0.0, 255.0), "unit": (0.0, 1.0), "caffe": (-123.68, 151.061)}
@@ -85,7 +83,7 @@ def check_weights(weights: str | Path | None, backbone: str) -> str | None:
     if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
         return None
     if weights == "imagenet":
-        if check_backbone(backbone) == "alexnet":
+        if check_backbone(backbone) not in IMAGENET_BACKBONES:
             raise ConfigError("weights='imagenet' is not available for alexnet: Keras ships no "
                               "ImageNet AlexNet. Pass weights=None (random init) or the path "
                               "of a weights file.")

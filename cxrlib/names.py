@@ -8,6 +8,8 @@ from __future__ import annotations
 
 #: ProgNet's CNN backbones (the paper's Table I rows).
 BACKBONES = ("alexnet", "vgg16", "vgg19", "resnet50")
+#: Backbones for which Keras ships ImageNet weights (AlexNet has none).
+IMAGENET_BACKBONES = ("vgg16", "vgg19", "resnet50")
 #: The detector's heads: a dense classifier, or an LSTM over the 7x7 feature map's cells.
 DETECTOR_MODELS = ("cnn", "cnn_lstm")
 #: Conv bases of the detector: "vgg16" (Keras VGG16, the CPU mode) and "paper" (Table 2).
