@@ -215,6 +215,94 @@ def whole_lines(section: dict) -> list[str]:
                     "Detector runs (min)", "Reports (min)", "Exit"], rows)]
 
 
+def budget_table(budget: dict, matmul: dict | None) -> list[str]:
+    """One row per kind of run: mean seconds per run in each stage (they add up to the
+    run's seconds), and the training's achieved rate against the bare matmul's."""
+    from benchmarks.budget import STAGE_TITLES, STAGES
+
+    stages = [s for s in STAGES if any(s in b.get("stages_mean_s", {}) for b in budget.values())]
+    order = sorted(budget, key=lambda k: (k.startswith("report"), k))
+    rows = []
+    for kind in order:
+        block = budget[kind]
+        rate = block.get("train_gflops")
+        share = (f"{rate / matmul['gflops']:.0%}" if rate and matmul and matmul.get("gflops")
+                 else "–")
+        rows.append([kind, str(block["runs"]), num(block["mean_s"]),
+                     *[num(block["stages_mean_s"].get(s)) if s in block["stages_mean_s"]
+                       else "–" for s in stages],
+                     num(block.get("train_gflop_per_run")), num(rate), share])
+    return table(["Kind of run", "Runs", "s / run", *[STAGE_TITLES[s] for s in stages],
+                  "Training GFLOP / run", "Training GFLOP/s", "of bare matmul"], rows)
+
+
+def matmul_sentence(matmul: dict | None) -> str:
+    if not matmul:
+        return ""
+    return (f"A bare float32 matrix multiply measured in the same benchmark run reaches "
+            f"**{num(matmul['gflops'])} GFLOP/s** ({matmul['size']}², TensorFlow's default "
+            f"threads) and {num(matmul['small_gflops'])} GFLOP/s at the shape of one step of "
+            f"the detector's LSTM (batch {matmul['small_shape'][0]}, "
+            f"{matmul['small_shape'][1]} inputs, {matmul['small_shape'][2]} gate outputs, "
+            f"{matmul['small_chain']} chained in one graph).")
+
+
+BUDGET_NOTE = ("Seconds are the mean per run that finished, from papermill's cell timings "
+               "in the executed notebooks (each cell is tagged with its stage); *kernel "
+               "start, papermill* is the rest of the run's seconds: starting or resetting "
+               "the kernel, papermill reading and writing the notebook. *Training GFLOP* "
+               "counts the matrix multiplies of the saved head (Dense and LSTM layers, "
+               "forward, plus twice that backward) over the epochs trained, the test fold "
+               "watched after every epoch included (`benchmarks/budget.py`).")
+
+
+def phases_sentence(phases: dict | None) -> str:
+    """The batch's wall time split into preparing features, the runs and the reports."""
+    if not phases:
+        return ""
+    names = {"prepare_features": "features prepared", "runs": "the runs",
+             "reports": "the report chapters"}
+    parts = [f"{names.get(k, k)} {num(v)} s" for k, v in phases.items()]
+    return f"Of the batch's wall time: {', '.join(parts)}."
+
+
+def whole_budget_lines(section: dict | None) -> list[str]:
+    if not section or "runs" not in section:
+        return []
+    lines = []
+    for mode, block in section["runs"].items():
+        if block.get("budget"):
+            lines += ["", f"*{mode} cache*: {phases_sentence(block.get('phases_s'))}", "",
+                      *budget_table(block["budget"], section.get("matmul"))]
+    if not lines:
+        return []
+    return [f"**Time budget of the whole reproduction** (`cxr batch --profile "
+            f"{section['profile']}`, the runs of the table above). {BUDGET_NOTE} "
+            f"{matmul_sentence(section.get('matmul'))}", *lines]
+
+
+def loops_lines(section: dict | None) -> list[str]:
+    if not section or "targets" not in section:
+        status = (section or {}).get("status", "not run")
+        return [f"**The newcomer's loops** (`make test`, `make reproduce`): {status}."]
+    rows = []
+    for target, block in section["targets"].items():
+        phases = "; ".join(f"{p['summary']} in {num(p['seconds'] / 60)} min"
+                           for p in block.get("pytest", []))
+        rows.append([f"`make {target}`", num(block["wall_s"] / 60), phases or "–",
+                     "ok" if block["exit_code"] == 0 else f"exit {block['exit_code']}"])
+    lines = [f"**The newcomer's loops**: each make target on a fresh clone of commit "
+             f"`{section['commit']}` after installation (status: {section['status']}).", "",
+             *table(["Command", "Wall time (min)", "pytest runs", "Exit"], rows)]
+    reproduce = section["targets"].get("reproduce", {})
+    if reproduce.get("budget"):
+        lines += ["", f"**Time budget of `make reproduce`** (the sample batch). {BUDGET_NOTE} "
+                  f"{matmul_sentence(section.get('matmul'))} "
+                  f"{phases_sentence(reproduce.get('phases_s'))}",
+                  "", *budget_table(reproduce["budget"], section.get("matmul"))]
+    return lines
+
+
 def shown_command(command: str) -> str:
     """A command line without the machine's absolute paths: ``--work-dir /work/x`` reads
     ``--work-dir WORK_DIR`` (relative paths are kept, they name the project's files)."""
@@ -233,7 +321,9 @@ def render_markdown(result: dict) -> str:
     blocks = [machine_lines(result), extraction_lines(result.get("extraction")),
               naive_lines(result.get("cached_vs_naive")), threads_lines(scaling.get("threads")),
               patients_lines(scaling.get("patients")),
-              paper_detector_lines(result.get("paper_detector")), whole_lines(result.get("whole"))]
+              paper_detector_lines(result.get("paper_detector")), whole_lines(result.get("whole")),
+              whole_budget_lines(result.get("whole")), loops_lines(result.get("loops"))]
+    blocks = [b for b in blocks if b]
     commands = [f"`{shown_command(result.get('command', 'python -m benchmarks'))}`"]
     for update in result.get("updates", []):
         sections = ", ".join(update["settings"]["sections"])

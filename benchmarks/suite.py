@@ -9,7 +9,8 @@ Sections (each JSON key is one section; ``--only`` picks some):
 - ``paper_detector``: seconds per training step and per epoch of the detector paper's
   Table 2 base trained end to end, extrapolated to its 5-fold x 2-model grid;
 - ``whole`` (with ``--whole`` or ``--only whole``): ``cxr batch`` from a cold and a warm
-  cache.
+  cache, with the time budget of each kind of run and a bare matrix multiply's rate;
+- ``loops`` (with ``--only loops``): ``make test`` and ``make reproduce`` on a fresh clone.
 
 Writes ``benchmark.json`` (after every section, so a stopped run keeps what it measured)
 and ``benchmark.md`` next to it; ``--readme README.md`` also updates the README's
@@ -34,13 +35,16 @@ from cxrlib.io import load_average, now, usable_cpus
 from cxrlib.names import BACKBONES
 
 ALL_BACKBONES = list(BACKBONES)
-SECTIONS = ("extraction", "cached_vs_naive", "threads", "patients", "paper_detector", "whole")
+SECTIONS = ("extraction", "cached_vs_naive", "threads", "patients", "paper_detector", "whole",
+            "loops")
 SECTION_KEYS = {"extraction": ("extraction",), "cached_vs_naive": ("cached_vs_naive",),
                 "threads": ("scaling", "threads"), "patients": ("scaling", "patients"),
-                "paper_detector": ("paper_detector",), "whole": ("whole",)}
+                "paper_detector": ("paper_detector",), "whole": ("whole",),
+                "loops": ("loops",)}
 """Where each section's block sits in the JSON."""
-DEFAULT_SECTIONS = SECTIONS[:-1]
-"""What a run measures without ``--only``; ``--whole`` adds the long ``whole`` section."""
+DEFAULT_SECTIONS = SECTIONS[:-2]
+"""What a run measures without ``--only``; ``--whole`` adds the long ``whole`` section,
+``--only loops`` the newcomer's make targets."""
 SHARED_DATA = REPO.parent / "shared" / "data"
 SAMPLE_DATA = REPO / "data" / "sample"
 DEFAULT_OUT = Path("results/benchmarks/benchmark.json")
@@ -242,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
                            args.whole_arg)
         else:
             runner.skip(SECTION_KEYS["whole"], "not requested (add --whole)")
+        if "loops" in settings["sections"]:
+            from benchmarks import loops
+
+            runner.section(SECTION_KEYS["loops"], loops.run, work, args.log_dir)
+        else:
+            runner.skip(SECTION_KEYS["loops"], "not requested (--only loops)")
     finally:
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)

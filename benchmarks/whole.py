@@ -39,7 +39,7 @@ def tree_rss(process) -> tuple[int, int]:
     return sum(sizes), max(sizes, default=0)
 
 
-def run_measured(command: list[str], env: dict, log_path: Path) -> dict:
+def run_measured(command: list[str], env: dict, log_path: Path, cwd: Path = REPO) -> dict:
     """Run a command; its wall time, exit code and peak resident memory (polled)."""
     import psutil
 
@@ -47,7 +47,7 @@ def run_measured(command: list[str], env: dict, log_path: Path) -> dict:
     peak_total = peak_single = 0
     start = time.perf_counter()
     with open(log_path, "w") as log:
-        process = psutil.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        process = psutil.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         while process.poll() is None:
             try:
                 total, single = tree_rss(process)
@@ -74,12 +74,15 @@ def batch_command(profile: str, data_dir: Path, out: Path, cache: Path, help_tex
 
 
 def batch_counts(out: Path) -> dict:
-    """What a finished ``cxr batch`` says of itself: run counts and workers (``batch.json``)
-    and the kernel seconds spent per kind of run (``batch_summary.csv``: ProgNet runs,
-    detector runs, the report chapters), to show where a warm rerun's time goes."""
+    """What a finished ``cxr batch`` says of itself: run counts and workers (``batch.json``),
+    the kernel seconds spent per kind of run (``batch_summary.csv``: ProgNet runs,
+    detector runs, the report chapters), to show where a warm rerun's time goes, and the
+    time budget of each kind of run (``budget.batch_budget``)."""
     import json
 
     import pandas as pd
+
+    from benchmarks import budget
 
     try:
         summary = json.loads((Path(out) / "batch.json").read_text())
@@ -90,9 +93,10 @@ def batch_counts(out: Path) -> dict:
         runs["run"].str.match(r"(prognet|detector) "), "reports")
     seconds = runs.groupby(kind)["seconds"].agg(["count", "sum"])
     return {"run_counts": summary.get("counts", {}), "workers": summary.get("workers"),
-            "batch_s": summary.get("seconds"),
+            "batch_s": summary.get("seconds"), "phases_s": summary.get("phases_s", {}),
             "run_seconds_by_kind": {name: {"runs": int(row["count"]), "seconds": float(row["sum"])}
-                                    for name, row in seconds.iterrows()}}
+                                    for name, row in seconds.iterrows()},
+            "budget": budget.batch_budget(out)}
 
 
 def tail(path: Path, lines: int = 5) -> str:
@@ -110,11 +114,14 @@ def run(profile: str, data_dir: str | Path, work_dir: Path, log_dir: Path,
     if help_text is None or "--data-dir" not in help_text:
         return {"status": "skipped: `cxr batch` is not available yet (its --help fails or "
                           "has no --data-dir)", "profile": profile}
+    from benchmarks import budget
+
     data_dir = Path(data_dir).resolve()
     cache = Path(work_dir).resolve() / "whole-cache"
     env = {**os.environ, "CXR_CACHE_DIR": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = {"profile": profile, "data_dir": str(data_dir), "data_dir_shown": shown(data_dir),
-              "weights": "none", "runs": {}}
+              "weights": "none", "matmul": budget.matmul_rate(), "runs": {}}
+    log(f"bare matmul: {result['matmul']['gflops']:.0f} GFLOP/s")
     for mode in ("cold", "warm"):
         out = Path(work_dir).resolve() / f"whole-out-{mode}"
         command = batch_command(profile, data_dir, out, cache, help_text, extra or [])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -266,9 +267,10 @@ def describe_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {text.splitlines()[-1] if text else ''}"[:300]
 
 
-def execute(run: Run) -> Run:
-    """Execute one run (skip it if finished, or if it failed its check before starting);
-    never raises: the status says what happened."""
+def execute(run: Run, kernel: runs.WarmKernel | None = None) -> Run:
+    """Execute one run (skip it if finished, or if it failed its check before starting),
+    in ``kernel`` when given, else in a fresh kernel; never raises: the status says what
+    happened."""
     if not run.checked_ok:
         return run
     if runs.is_finished(run.out_dir):
@@ -276,7 +278,7 @@ def execute(run: Run) -> Run:
         return run
     start = time.perf_counter()
     try:
-        runs.run_notebook(run.notebook, run.out_dir, run.parameters)
+        runs.run_notebook(run.notebook, run.out_dir, run.parameters, kernel=kernel)
         run.status = "ok"
     except Exception as err:  # noqa: BLE001 - a failing run must not stop the batch
         run.status = "failed"
@@ -287,10 +289,18 @@ def execute(run: Run) -> Run:
     return run
 
 
+def run_order(batch_runs: list[Run]) -> list[Run]:
+    """The order runs start in: detector runs (the long ones) first, so that the short
+    ProgNet runs fill the workers at the end instead of one long run finishing alone.
+    Runs are independent, so the order changes no result."""
+    return sorted(batch_runs, key=lambda run: run.notebook != "detector")
+
+
 def run_all(batch: Batch, workers: int = 1, submit: Callable | None = None,
-            progress: bool = True) -> list[Run]:
-    """Execute the runs in parallel threads (each run is its own kernel process), or with
-    ``submit`` (e.g. a Dask client's) when given."""
+            progress: bool = True, warm_kernels: bool = True) -> list[Run]:
+    """Execute the runs in parallel threads, or with ``submit`` (e.g. a Dask client's)
+    when given. Each thread keeps one warm kernel (``runs.WarmKernel``) and executes its
+    runs in it one after another; ``warm_kernels=False`` starts a fresh kernel per run."""
     bar = tqdm(total=len(batch.runs), desc=f"runs ({batch.profile})", unit="run",
                disable=not progress)
     finished: list[Run] = []
@@ -302,40 +312,60 @@ def run_all(batch: Batch, workers: int = 1, submit: Callable | None = None,
             finished.append(future.result())
             bar.update(1)
     else:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for future in as_completed([pool.submit(execute, run) for run in batch.runs]):
-                finished.append(future.result())
-                bar.update(1)
+        local, kernels = threading.local(), []
+
+        def work(run: Run) -> Run:
+            if warm_kernels and not hasattr(local, "kernel"):
+                local.kernel = runs.WarmKernel()
+                kernels.append(local.kernel)
+            return execute(run, getattr(local, "kernel", None))
+
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+                futures = [pool.submit(work, run) for run in run_order(batch.runs)]
+                for future in as_completed(futures):
+                    finished.append(future.result())
+                    bar.update(1)
+        finally:
+            for kernel in kernels:
+                kernel.shutdown()
     bar.close()
     by_label = {run.label: run for run in finished}  # back in the plan's order
     batch.runs = [by_label.get(run.label, run) for run in batch.runs]
     return batch.runs
 
 
-def run_reports(batch: Batch, reports: Iterable[str] = REPORTS, progress: bool = False) -> list[Run]:
+def run_reports(batch: Batch, reports: Iterable[str] = REPORTS, progress: bool = False,
+                warm_kernels: bool = True) -> list[Run]:
     """Execute the data chapter (into ``exploration/``) and the report chapters (04-06)
-    on whatever finished runs the output folder holds."""
-    done = []
-    for name in tqdm(list(reports), desc="reports", unit="notebook", disable=not progress):
-        path = batch.out / runs.NOTEBOOKS[name]
-        if name == "explore":
-            parameters = {"data_dir": str(batch.data_dir), "out_dir": str(batch.out / "exploration")}
-        else:
-            known = runs.notebook_defaults(name)
-            parameters = {k: v for k, v in {"results_dir": str(batch.out),
-                                            "data_dir": str(batch.data_dir)}.items() if k in known}
-        report = Run(name, batch.out, parameters, name)
-        start = time.perf_counter()
-        try:
-            runs.execute_in_place(name, path, report.parameters)
-            report.status = "ok"
-        except Exception as err:  # noqa: BLE001
-            report.status = "failed"
-            report.failed_notebook = str(path.with_name(path.stem + ".failed.ipynb"))
-            report.error = describe_error(err)
-        report.seconds = round(time.perf_counter() - start, 1)
-        done.append(report)
-    return done
+    on whatever finished runs the output folder holds, one after another in one warm
+    kernel (``warm_kernels=False``: a fresh kernel each)."""
+    with runs.WarmKernel() as kernel:
+        return [_run_report(batch, name, kernel if warm_kernels else None)
+                for name in tqdm(list(reports), desc="reports", unit="notebook",
+                                 disable=not progress)]
+
+
+def _run_report(batch: Batch, name: str, kernel: runs.WarmKernel | None) -> Run:
+    """One report chapter; never raises (the status says what happened)."""
+    path = batch.out / runs.NOTEBOOKS[name]
+    if name == "explore":
+        parameters = {"data_dir": str(batch.data_dir), "out_dir": str(batch.out / "exploration")}
+    else:
+        known = runs.notebook_defaults(name)
+        parameters = {k: v for k, v in {"results_dir": str(batch.out),
+                                        "data_dir": str(batch.data_dir)}.items() if k in known}
+    report = Run(name, batch.out, parameters, name)
+    start = time.perf_counter()
+    try:
+        runs.execute_in_place(name, path, report.parameters, kernel=kernel)
+        report.status = "ok"
+    except Exception as err:  # noqa: BLE001
+        report.status = "failed"
+        report.failed_notebook = str(path.with_name(path.stem + ".failed.ipynb"))
+        report.error = describe_error(err)
+    report.seconds = round(time.perf_counter() - start, 1)
+    return report
 
 
 def summary_table(all_runs: list[Run]) -> pd.DataFrame:
@@ -346,9 +376,10 @@ def summary_table(all_runs: list[Run]) -> pd.DataFrame:
 
 def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: int | None = None,
               executor: str = "local", scheduler: str | None = None, reports: bool = True,
-              progress: bool = True, **selection) -> pd.DataFrame:
+              progress: bool = True, warm_kernels: bool = True, **selection) -> pd.DataFrame:
     """Plan, print the cost of end-to-end detector runs if any, prepare features, execute
-    every run, then the reports; return the summary."""
+    every run, then the reports; return the summary. ``warm_kernels=False`` starts a
+    fresh kernel for every notebook (slower; the same numbers)."""
     batch = plan(profile, data_dir, out, **selection)
     cost = end_to_end_cost(batch)
     if cost is not None:
@@ -356,7 +387,10 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
     batch.out.mkdir(parents=True, exist_ok=True)
     workers = workers or default_workers()
     started = time.perf_counter()
-    prepare_features(batch, progress=progress)
+    timer = io.Timer()
+    with timer("prepare_features"):
+        prepare_features(batch, progress=progress)
+    runs_started = time.perf_counter()
     if executor == "dask":
         from distributed import Client
 
@@ -365,16 +399,20 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
         with Client(scheduler) as client:
             finished = run_all(batch, submit=client.submit, progress=progress)
     elif executor == "local":
-        finished = run_all(batch, workers, progress=progress)
+        finished = run_all(batch, workers, progress=progress, warm_kernels=warm_kernels)
     else:
         raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
-    report_runs = run_reports(batch, progress=progress) if reports else []
+    timer.seconds["runs"] = time.perf_counter() - runs_started
+    with timer("reports"):
+        report_runs = (run_reports(batch, progress=progress, warm_kernels=warm_kernels)
+                       if reports else [])
     table = summary_table(finished + report_runs)
     io.write_csv(batch.out / "batch_summary.csv", table)
     io.write_json(batch.out / "batch.json", {
         "profile": profile, "data_dir": str(batch.data_dir), "selection": selection,
-        "workers": workers, "executor": executor,
+        "workers": workers, "executor": executor, "warm_kernels": warm_kernels,
         "seconds": round(time.perf_counter() - started, 1),
+        "phases_s": {name: round(seconds, 1) for name, seconds in timer.seconds.items()},
         "counts": table["status"].value_counts().to_dict(), "environment": io.environment()})
     return table
 
@@ -394,7 +432,10 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="parallel runs (default: what fits)")
     parser.add_argument("--executor", choices=["local", "dask"], default="local")
     parser.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
-    parser.add_argument("--no-reports", action="store_true", help="skip notebooks 04 and 05")
+    parser.add_argument("--no-reports", action="store_true", help="skip the report chapters")
+    parser.add_argument("--fresh-kernels", action="store_true",
+                        help="start a fresh kernel for every notebook instead of one warm "
+                             "kernel per worker (slower; the same numbers)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--estimate", action="store_true",
                         help="print the expected cost of end-to-end detector runs and stop")
@@ -413,6 +454,7 @@ def run_batch_from_args(args: argparse.Namespace) -> int:
     table = run_batch(args.profile, args.data_dir, out, workers=args.workers,
                       executor=args.executor, scheduler=args.scheduler,
                       reports=not args.no_reports, progress=not args.quiet,
+                      warm_kernels=not args.fresh_kernels,
                       backbones=args.backbones, seeds=args.seeds, models=args.models,
                       folds=args.folds, overrides=overrides, cache_dir=args.cache_dir)
     counts = table["status"].value_counts().to_dict()

@@ -5,10 +5,18 @@ means the run finished), ``predictions.csv``, ``history.csv``, figures and ``mod
 it trained, for ``cxr predict``). Runs execute in
 ``<out>.partial/`` and are renamed to ``<out>`` only when the notebook completed, so a
 killed run never leaves a folder that looks finished.
+
+A ``WarmKernel`` runs notebook after notebook in one kernel process, so a batch pays for
+starting Python and importing TensorFlow once per worker instead of once per run. Between
+two notebooks it clears the namespace, Keras' session and the open figures; every run
+seeds everything it draws (``training.set_seed``), so a run computes the same numbers in a
+warm kernel as in a fresh one (``tests/test_runs.py`` checks it bit for bit). A notebook
+that fails or is interrupted takes its kernel with it: the next run gets a fresh one.
 """
 from __future__ import annotations
 
 import ast
+import contextvars
 import functools
 import json
 import logging
@@ -16,6 +24,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -92,17 +101,153 @@ def parse_value(text: str) -> Any:
     return value if isinstance(value, (int, float, list, dict, tuple)) else text
 
 
+#: Run in a warm kernel after each notebook (silently, outside the notebook): a fresh
+#: namespace and execution counter, no Keras models or open figures left over.
+RESET_CODE = """\
+get_ipython().reset(new_session=True)
+import gc as _gc, sys as _sys
+if "matplotlib.pyplot" in _sys.modules:
+    _sys.modules["matplotlib.pyplot"].close("all")
+if "keras" in _sys.modules:
+    _sys.modules["keras"].backend.clear_session()  # collects garbage too
+else:
+    _gc.collect()
+del _gc, _sys
+"""
+
+
+class WarmKernel:
+    """One Jupyter kernel that executes notebook after notebook (see the module's doc).
+
+    ``max_runs`` bounds how many notebooks one kernel process executes before it is
+    replaced, so memory a library keeps per run cannot grow without limit. Use it as a
+    context manager, or call ``shutdown`` when done.
+    """
+
+    def __init__(self, kernel_name: str | None = None, max_runs: int = 40):
+        self.kernel_name = kernel_name or "python3"
+        self.max_runs = max_runs
+        self.km = None
+        self.runs = 0  # notebooks executed by the current kernel process
+        self.started = 0  # kernel processes started
+        self.start_seconds = 0.0  # wall time spent starting them
+        # jupyter_client keeps its event loop in a context variable: ours lives in a context
+        # of its own, so that the caller's (a batch's main thread, whose context Dask copies
+        # into its task threads) never holds a loop that two threads could then share.
+        self._context = contextvars.Context()
+
+    def _call(self, function, *args, **kwargs):
+        return self._context.run(function, *args, **kwargs)
+
+    def manager(self):
+        """The kernel manager of a live kernel, started (or replaced) when needed."""
+        if self.km is not None and (self.runs >= self.max_runs
+                                    or not self._call(self.km.is_alive)):
+            self.shutdown()
+        if self.km is None:
+            from jupyter_client.manager import KernelManager
+
+            start = time.perf_counter()
+            self.km = KernelManager(kernel_name=self.kernel_name)
+            self._call(self.km.start_kernel, cwd=str(notebooks_dir()))
+            self.runs = 0
+            self.started += 1
+            self.start_seconds += time.perf_counter() - start
+        return self.km
+
+    def finished(self, ok: bool) -> None:
+        """After a notebook: reset the kernel for the next one, or drop it if the
+        notebook failed (its state is unknown) or the reset does not succeed."""
+        self.runs += 1
+        if not ok or not self._call(self._reset):
+            self.shutdown()
+
+    def _reset(self) -> bool:
+        client = self.km.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            reply = client.execute_interactive(RESET_CODE, silent=True, store_history=False,
+                                               timeout=120)
+            return reply["content"]["status"] == "ok"
+        except Exception as err:  # noqa: BLE001 - a kernel we cannot reset is replaced
+            log.warning("could not reset the kernel (%s); starting a fresh one", err)
+            return False
+        finally:
+            client.stop_channels()
+
+    def shutdown(self) -> None:
+        if self.km is not None:
+            try:
+                self._call(self.km.shutdown_kernel, now=True)
+            except Exception as err:  # noqa: BLE001 - it may be dead already
+                log.debug("kernel shutdown: %s", err)
+            self.km = None
+
+    def __enter__(self) -> "WarmKernel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+def _register_warm_engine() -> str:
+    """A papermill engine that executes in the kernel of a given kernel manager (``km``)
+    and closes its own client channels afterwards, leaving the kernel running."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.utils import merge_kwargs, remove_args
+
+    class WarmKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False,
+                                     stdout_file=None, stderr_file=None, start_timeout=60,
+                                     execution_timeout=None, **kwargs):
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            final = merge_kwargs(kwargs, timeout=execution_timeout,
+                                 startup_timeout=start_timeout, kernel_name=kernel_name,
+                                 log=logging.getLogger("papermill"), log_output=log_output,
+                                 stdout_file=stdout_file, stderr_file=stderr_file)
+            client = PapermillNotebookClient(nb_man, **final)
+            try:
+                return client.execute()
+            finally:
+                if client.kc is not None:
+                    client.kc.stop_channels()
+
+    papermill_engines.register("cxr-warm", WarmKernelEngine)
+    return "cxr-warm"
+
+
+def _execute(source: Path, executed: Path, parameters: dict, progress: bool,
+             kernel_name: str | None, kernel: WarmKernel | None) -> None:
+    """papermill.execute_notebook, in ``kernel`` when one is given, else a fresh kernel."""
+    import papermill
+
+    extra: dict[str, Any] = {}
+    if kernel is not None:
+        extra = {"engine_name": _register_warm_engine(), "km": kernel.manager()}
+    ok = False
+    try:
+        papermill.execute_notebook(str(source), str(executed), parameters=parameters,
+                                   cwd=str(source.parent), progress_bar=progress,
+                                   kernel_name=kernel_name, **extra)
+        ok = True
+    finally:
+        if kernel is not None:
+            kernel.finished(ok)
+
+
 def run_notebook(name: str, out_dir: str | Path, parameters: Mapping[str, Any] | None = None,
-                 progress: bool = False, kernel_name: str | None = None) -> Path:
+                 progress: bool = False, kernel_name: str | None = None,
+                 kernel: WarmKernel | None = None) -> Path:
     """Execute a notebook into ``out_dir`` with papermill; return the executed notebook.
 
     Unknown parameter names raise ``ConfigError`` before anything runs. The run happens in
     ``<out_dir>.partial`` and is renamed into place when it succeeds; on failure the
     executed notebook (with the traceback) is kept in ``<out_dir>.failed`` and the error
-    re-raised.
+    re-raised. ``kernel``: run in that warm kernel instead of starting a fresh one.
     """
-    import papermill
-
     source = notebook_path(name)
     parameters = dict(parameters or {})
     check_parameters(name, parameters)
@@ -118,9 +263,7 @@ def run_notebook(name: str, out_dir: str | Path, parameters: Mapping[str, Any] |
             parameters[key] = str(Path(parameters[key]).resolve())
     executed = partial / source.name
     try:
-        papermill.execute_notebook(str(source), str(executed), parameters=parameters,
-                                   cwd=str(source.parent), progress_bar=progress,
-                                   kernel_name=kernel_name)
+        _execute(source, executed, parameters, progress, kernel_name, kernel)
     except BaseException:
         if partial.exists():
             os.replace(partial, failed)
@@ -151,19 +294,16 @@ def check_parameters(name: str, parameters: Mapping[str, Any]) -> None:
 
 
 def execute_in_place(name: str, output: str | Path, parameters: Mapping[str, Any],
-                     progress: bool = False) -> Path:
+                     progress: bool = False, kernel: WarmKernel | None = None) -> Path:
     """Execute a report notebook (01, 04, 05, 06) into the file ``output``; the notebook writes its
     tables and figures itself. On failure the executed notebook is kept beside it as
-    ``<name>.failed.ipynb`` and the error re-raised."""
-    import papermill
-
+    ``<name>.failed.ipynb`` and the error re-raised. ``kernel``: as in ``run_notebook``."""
     check_parameters(name, parameters)
     source, output = notebook_path(name), Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.stem + ".partial.ipynb")
     try:
-        papermill.execute_notebook(str(source), str(partial), parameters=dict(parameters),
-                                   cwd=str(source.parent), progress_bar=progress)
+        _execute(source, partial, dict(parameters), progress, None, kernel)
     except BaseException:
         if partial.exists():
             os.replace(partial, output.with_name(output.stem + ".failed.ipynb"))

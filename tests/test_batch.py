@@ -162,6 +162,25 @@ def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: P
 
 
 @pytest.mark.slow
+def test_warm_kernels_compute_what_fresh_kernels_compute(sample_dir: Path, tmp_path: Path) -> None:
+    """One warm kernel runs the detector, then both ProgNet seeds, one after another: every
+    table they write is byte for byte what a fresh kernel per run writes."""
+    outputs = {}
+    for warm in (True, False):
+        out = tmp_path / ("warm" if warm else "fresh")
+        plan = _tiny_plan(sample_dir, out, tmp_path / "cache")
+        plan.runs[-1].parameters["shortcut_audit"] = True
+        assert [r.notebook for r in batch.run_order(plan.runs)] == ["detector", "prognet", "prognet"]
+        finished = batch.run_all(plan, workers=1, progress=False, warm_kernels=warm)
+        assert [r.status for r in finished] == ["ok", "ok", "ok"], [r.error for r in finished]
+        outputs[warm] = {str(p.relative_to(out)): p.read_bytes()
+                         for p in sorted(out.glob("*/*/*/*.csv"))}
+        assert _results(out)
+    assert len(outputs[True]) == 7 and outputs[True] == outputs[False]
+    assert _results(tmp_path / "warm") == _results(tmp_path / "fresh")
+
+
+@pytest.mark.slow
 def test_dask_executor_on_a_local_cluster(sample_dir: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
@@ -170,7 +189,7 @@ def test_dask_executor_on_a_local_cluster(sample_dir: Path, tmp_path: Path) -> N
         batch.prepare_features(plan, progress=False)
         with distributed.Client(cluster.scheduler_address) as client:
             finished = batch.run_all(plan, submit=client.submit, progress=False)
-    assert [r.status for r in finished] == ["ok", "ok", "ok"]
+    assert [r.status for r in finished] == ["ok", "ok", "ok"], [r.error for r in finished]
     assert all(runs.is_finished(r.out_dir) for r in finished)
 
 

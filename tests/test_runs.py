@@ -151,3 +151,44 @@ def test_quiet_stderr_drops_only_known_harmless_lines(tmp_path: Path) -> None:
     assert "a Python warning" in result.stderr
     assert "KeyboardInterrupt" not in result.stderr
     assert result.stderr.count("cuInit") == 1  # filtered inside, untouched after
+
+
+# --------------------------------------------------------------------------- warm kernels
+def _notebook(path: Path, *sources: str) -> Path:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+def _outputs(path: Path) -> tuple[list[int], str]:
+    cells = json.loads(path.read_text())["cells"]
+    text = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+    return [c["execution_count"] for c in cells], text
+
+
+def test_warm_kernel_runs_notebooks_in_one_process_with_a_fresh_namespace(tmp_path):
+    probe = _notebook(tmp_path / "probe.ipynb",
+                      "import os\nprint('pid', os.getpid())\n"
+                      "print('namespace', globals().get('leftover', 'clean'))",
+                      "leftover = 'dirty'")
+    failing = _notebook(tmp_path / "failing.ipynb", "raise ValueError('broken on purpose')")
+    with runs.WarmKernel() as kernel:
+        runs._execute(probe, tmp_path / "first.ipynb", {}, False, None, kernel)
+        runs._execute(probe, tmp_path / "second.ipynb", {}, False, None, kernel)
+        assert kernel.started == 1 and kernel.runs == 2
+        with pytest.raises(Exception, match="broken on purpose"):
+            runs._execute(failing, tmp_path / "failed.ipynb", {}, False, None, kernel)
+        assert kernel.km is None  # a notebook that failed takes its kernel with it
+        runs._execute(probe, tmp_path / "third.ipynb", {}, False, None, kernel)
+        assert kernel.started == 2
+    assert kernel.km is None
+    first, second, third = (_outputs(tmp_path / f"{n}.ipynb") for n in ("first", "second", "third"))
+    assert first[0] == second[0] == third[0] == [1, 2]  # the counter restarts with each notebook
+    assert "namespace clean" in second[1]  # nothing of the first notebook is left
+    pid = lambda text: text.split("pid ")[1].split()[0]  # noqa: E731
+    assert pid(first[1]) == pid(second[1]) != pid(third[1])

@@ -1,0 +1,233 @@
+"""Where a batch's seconds go, per kind of run, read from the runs it left behind.
+
+Every code cell of the notebooks carries a ``stage:<name>`` tag (imports, tables,
+features, train, evaluate, audit, report, write) and papermill records each cell's
+duration in the executed notebook. A run's ``start`` is what its cells do not account
+for: starting (or resetting) the kernel, papermill reading and writing the notebook, the
+parameters cell, the run folder's rename. The stages of a run therefore add up to the
+seconds ``cxr batch`` measured for it (``batch_summary.csv``).
+
+``training_flops`` counts the matrix multiplies of a saved head (Dense and LSTM layers:
+2 x inputs x outputs per row, forward; backward twice that) over the epochs the run
+trained, so ``train`` seconds become an achieved arithmetic rate; ``matmul_rate`` measures
+what a bare matrix multiply reaches on the same machine, in the same benchmark run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import REPO
+
+STAGES = ("start", "imports", "tables", "features", "train", "evaluate", "audit", "report",
+          "write")
+"""The stages of the budget, in the order a run goes through them."""
+STAGE_TITLES = {"start": "kernel start, papermill", "imports": "imports",
+                "tables": "data tables", "features": "features (cache)", "train": "training",
+                "evaluate": "evaluation", "audit": "shortcut audit", "report": "report cells",
+                "write": "writing"}
+NOTEBOOK_FILES = {"prognet": "02_prognet.ipynb", "detector": "03_detector.ipynb",
+                  "explore": "01_data_exploration.ipynb", "comparisons": "04_comparisons.ipynb",
+                  "qualitative": "05_qualitative.ipynb", "use": "06_use_a_model.ipynb"}
+BACKWARD_FACTOR = 2
+"""A training step costs the forward pass plus a backward pass of about twice its
+multiplies (gradients with respect to both the inputs and the weights)."""
+
+
+def _stage(tags: list[str]) -> str | None:
+    return next((t.split(":", 1)[1] for t in tags if t.startswith("stage:")), None)
+
+
+def source_stages(name: str) -> dict[str, str]:
+    """{cell id: stage} of the repository's notebook ``name`` (empty if there is none)."""
+    path = REPO / "notebooks" / name
+    if not path.is_file():
+        return {}
+    cells = json.loads(path.read_text())["cells"]
+    return {c["id"]: stage for c in cells if "id" in c
+            and (stage := _stage(c.get("metadata", {}).get("tags", [])))}
+
+
+def cell_stages(notebook: Path) -> dict[str, float]:
+    """Seconds per stage of one executed notebook (papermill's cell durations). A cell
+    without a stage tag (a run made before the tags existed) takes the stage of the cell
+    with its id in the repository's notebook; the parameters cells count as ``start``."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    by_id = source_stages(Path(notebook).name)
+    seconds: dict[str, float] = defaultdict(float)
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        tags = cell.get("metadata", {}).get("tags", [])
+        stage = _stage(tags) or ("start" if {"parameters", "injected-parameters"} & set(tags)
+                                 else by_id.get(cell.get("id"), "start"))
+        duration = cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0
+        seconds[stage if stage in STAGES else "start"] += float(duration)
+    return dict(seconds)
+
+
+def run_notebook_path(out: Path, label: str, folder: str) -> tuple[str, Path]:
+    """(kind, executed notebook) of one row of ``batch_summary.csv``."""
+    kind = label.split()[0]
+    if kind in ("prognet", "detector"):
+        return kind, Path(folder) / NOTEBOOK_FILES[kind]
+    return f"report {label}", Path(out) / NOTEBOOK_FILES.get(label, label)
+
+
+def batch_budget(out: str | Path, flops: bool = True) -> dict:
+    """Per kind of run: the number of runs that finished ok and the mean seconds per run
+    in each stage (they add up to the mean run seconds), and for runs that trained a head
+    the counted training FLOPs and the achieved rate. Empty when there is no summary."""
+    import pandas as pd
+
+    out = Path(out)
+    try:
+        summary = pd.read_csv(out / "batch_summary.csv")
+    except (OSError, ValueError):
+        return {}
+    per_kind: dict[str, list[dict]] = defaultdict(list)
+    for row in summary.itertuples():
+        if row.status != "ok":
+            continue
+        kind, notebook = run_notebook_path(out, str(row.run), str(row.folder))
+        if not notebook.is_file():
+            continue
+        stages = cell_stages(notebook)
+        stages["start"] = max(0.0, float(row.seconds) - sum(v for k, v in stages.items()
+                                                            if k != "start"))
+        record = {"seconds": float(row.seconds), "stages": stages}
+        if flops and kind in ("prognet", "detector"):
+            record["train_flops"] = run_training_flops(Path(row.folder), kind)
+        per_kind[kind].append(record)
+    return {kind: summarise(records) for kind, records in per_kind.items()}
+
+
+def batch_phases(out: str | Path) -> dict:
+    """The batch's own split of its wall time (``batch.json``: preparing features, the
+    runs over all workers, the report chapters); empty for older batches."""
+    try:
+        return json.loads((Path(out) / "batch.json").read_text()).get("phases_s", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def summarise(records: list[dict]) -> dict:
+    """Mean seconds per stage over a kind's runs, and the training rate."""
+    n = len(records)
+    block = {"runs": n, "mean_s": sum(r["seconds"] for r in records) / n,
+             "total_s": sum(r["seconds"] for r in records),
+             "stages_mean_s": {s: sum(r["stages"].get(s, 0.0) for r in records) / n
+                               for s in STAGES
+                               if any(r["stages"].get(s, 0.0) for r in records)}}
+    counted = [r for r in records if r.get("train_flops")]
+    if counted:
+        flops = sum(r["train_flops"] for r in counted)
+        train_s = sum(r["stages"].get("train", 0.0) for r in counted)
+        block["train_gflop_per_run"] = flops / len(counted) / 1e9
+        block["train_gflops"] = flops / train_s / 1e9 if train_s else None
+    return block
+
+
+def forward_flops(model) -> int:
+    """Multiply-add FLOPs (2 per multiply-add) of one sample's forward pass through the
+    Dense and LSTM layers of a Keras model (nested models included); the element-wise
+    work (activations, gates, losses) is not counted."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += forward_flops(layer)
+            continue
+        if not isinstance(layer, (keras.layers.Dense, keras.layers.LSTM)):
+            continue
+        tensor = layer.input[0] if isinstance(layer.input, (list, tuple)) else layer.input
+        shape = tuple(tensor.shape)
+        if isinstance(layer, keras.layers.Dense):
+            rows = math.prod(d for d in shape[1:-1] if d) if len(shape) > 2 else 1
+            total += 2 * rows * shape[-1] * layer.units
+        elif isinstance(layer, keras.layers.LSTM):
+            total += 2 * shape[1] * 4 * layer.units * (shape[-1] + layer.units)
+    return int(total)
+
+
+def training_flops(forward: int, train_samples: int, watched_samples: int,
+                   epochs: int) -> int:
+    """FLOPs of ``epochs`` epochs of training on ``train_samples`` (forward and backward)
+    while watching ``watched_samples`` (forward only) after each epoch."""
+    return int(epochs * forward * ((1 + BACKWARD_FACTOR) * train_samples + watched_samples))
+
+
+def run_training_flops(folder: Path, kind: str) -> int | None:
+    """Training FLOPs of one finished run, from its saved head, ``metrics.json`` and
+    ``history.csv`` (None for a run that trained a whole network, or one we cannot read)."""
+    import keras
+    import pandas as pd
+
+    try:
+        card = json.loads((folder / "model" / "model.json").read_text())
+        metrics = json.loads((folder / "metrics.json").read_text())
+        epochs = len(pd.read_csv(folder / "history.csv"))
+    except (OSError, ValueError):
+        return None
+    if card.get("kind") != "head":
+        return None
+    if kind == "prognet":
+        head = card["folds"][0]["model"]
+        params = metrics["parameters"]
+        train = metrics["n_train"] if params.get("window") != "all" else None
+        watched = metrics["n_test"]
+        if train is None:
+            return None
+    else:
+        head = card["file"]
+        counts = metrics["n_per_class"]
+        copies = metrics["parameters"].get("augment_copies", 0) + 1
+        train = sum(counts["train"].values()) * copies
+        watched = sum(counts["test"].values())
+    model = keras.saving.load_model(folder / "model" / head, compile=False)
+    return training_flops(forward_flops(model), train, watched, epochs)
+
+
+def matmul_rate(size: int = 2048, repeats: int = 7) -> dict:
+    """GFLOP/s of a bare float32 ``size`` x ``size`` matrix multiply in TensorFlow (its
+    default threads), the median of ``repeats`` after one untimed call; and the same at
+    the shape of one training step of the detector's LSTM (batch 32, 512 + 64 inputs,
+    4 x 64 gates), chained 49 times inside one ``tf.function`` as the LSTM's steps are."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.normal(size=(size, size)).astype("float32"))
+    b = tf.constant(rng.normal(size=(size, size)).astype("float32"))
+
+    def clock(call) -> list[float]:
+        call()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return times
+
+    big = clock(lambda: tf.linalg.matmul(a, b).numpy())
+    x = tf.constant(rng.normal(size=(32, 576)).astype("float32"))
+    w = tf.constant(rng.normal(size=(576, 256)).astype("float32") * 0.01)
+
+    @tf.function
+    def lstm_like():
+        total = tf.zeros((32, 256))
+        for _ in range(49):
+            total += tf.linalg.matmul(x, w)
+        return total
+
+    small = clock(lambda: lstm_like().numpy())
+    big_flops, small_flops = 2 * size ** 3, 49 * 2 * 32 * 576 * 256
+    return {"size": size, "repeats": repeats,
+            "gflops": big_flops / float(np.median(big)) / 1e9,
+            "small_shape": [32, 576, 256], "small_chain": 49,
+            "small_gflops": small_flops / float(np.median(small)) / 1e9}

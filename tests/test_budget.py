@@ -1,0 +1,138 @@
+"""The time budget: stages read from executed notebooks, FLOPs counted, tables rendered."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # benchmarks/ is not installed: it runs from the clone
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import budget, loops, render  # noqa: E402
+
+
+def _cell(stage: str | None, seconds: float, tags: tuple = ()) -> dict:
+    tags = list(tags) + ([f"stage:{stage}"] if stage else [])
+    return {"cell_type": "code", "source": "", "outputs": [],
+            "metadata": {"tags": tags, "papermill": {"duration": seconds}}}
+
+
+def _executed(path: Path, cells: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    markdown = {"cell_type": "markdown", "source": "# x", "metadata": {}}
+    path.write_text(json.dumps({"cells": [markdown, *cells], "metadata": {}}))
+    return path
+
+
+def test_every_code_cell_of_every_notebook_names_its_stage() -> None:
+    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            tags = cell["metadata"].get("tags", [])
+            stages = [t.split(":", 1)[1] for t in tags if t.startswith("stage:")]
+            if "parameters" in tags:
+                assert stages == [], notebook.name
+            else:
+                assert len(stages) == 1 and stages[0] in budget.STAGES, (notebook.name, tags)
+
+
+def test_cell_stages_sum_each_stage_and_count_untagged_cells_as_start(tmp_path: Path) -> None:
+    notebook = _executed(tmp_path / "nb.ipynb", [
+        _cell(None, 0.01, ("parameters",)), _cell(None, 0.02, ("injected-parameters",)),
+        _cell("imports", 3.0), _cell("tables", 0.5), _cell("tables", 0.25),
+        _cell("train", 9.0), _cell("write", 0.5)])
+    stages = budget.cell_stages(notebook)
+    assert stages == pytest.approx({"start": 0.03, "imports": 3.0, "tables": 0.75,
+                                    "train": 9.0, "write": 0.5})
+
+
+def test_batch_budget_stages_add_up_to_the_run_seconds(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    runs = []
+    for seed, seconds in ((0, 20.0), (1, 10.0)):
+        folder = out / "prognet" / "alexnet" / f"seed-{seed}"
+        _executed(folder / "02_prognet.ipynb", [_cell("imports", seconds / 4),
+                                                _cell("train", seconds / 2)])
+        runs.append({"run": f"prognet alexnet seed {seed}", "status": "ok",
+                     "seconds": seconds, "folder": str(folder)})
+    _executed(out / "04_comparisons.ipynb", [_cell("report", 4.0)])
+    runs.append({"run": "comparisons", "status": "ok", "seconds": 5.0, "folder": str(out)})
+    runs.append({"run": "detector cnn fold 0", "status": "failed", "seconds": 1.0,
+                 "folder": str(out / "detector" / "cnn" / "fold-0")})
+    pd.DataFrame(runs).to_csv(out / "batch_summary.csv", index=False)
+
+    result = budget.batch_budget(out, flops=False)
+    assert set(result) == {"prognet", "report comparisons"}  # the failed run is left out
+    prognet = result["prognet"]
+    assert prognet["runs"] == 2 and prognet["mean_s"] == 15.0
+    assert prognet["stages_mean_s"] == pytest.approx({"start": 3.75, "imports": 3.75,
+                                                      "train": 7.5})
+    assert sum(prognet["stages_mean_s"].values()) == pytest.approx(prognet["mean_s"])
+    assert result["report comparisons"]["stages_mean_s"] == pytest.approx(
+        {"start": 1.0, "report": 4.0})
+    assert budget.batch_budget(tmp_path / "nothing") == {}
+
+
+def test_forward_flops_counts_dense_and_lstm_multiplies() -> None:
+    import keras
+
+    inputs = keras.Input((3, 10))
+    x = keras.layers.LSTM(4)(inputs)
+    x = keras.layers.Dense(5)(x)
+    outputs = keras.layers.Dense(1)(x)
+    model = keras.Model(inputs, outputs)
+    lstm = 2 * 3 * 4 * 4 * (10 + 4)  # 3 steps, 4 gates of 4 units over inputs + state
+    assert budget.forward_flops(model) == lstm + 2 * 4 * 5 + 2 * 5 * 1
+    assert budget.training_flops(100, train_samples=10, watched_samples=4, epochs=2) == \
+        2 * 100 * (3 * 10 + 4)
+
+
+@pytest.mark.slow
+def test_run_training_flops_reads_a_saved_run(tiny_runs: Path) -> None:
+    import keras
+
+    folder = tiny_runs / "prognet" / "alexnet" / "seed-0"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    head = keras.saving.load_model(folder / "model" / "fold-0" / "head.keras", compile=False)
+    epochs = len(pd.read_csv(folder / "history.csv"))
+    expected = budget.training_flops(budget.forward_flops(head), metrics["n_train"],
+                                     metrics["n_test"], epochs)
+    assert budget.run_training_flops(folder, "prognet") == expected > 0
+    assert budget.run_training_flops(tiny_runs / "detector" / "cnn" / "fold-0", "detector") > 0
+
+
+def test_matmul_rate_is_positive() -> None:
+    rate = budget.matmul_rate(size=64, repeats=2)
+    assert rate["gflops"] > 0 and rate["small_gflops"] > 0
+
+
+def test_budget_and_loops_render() -> None:
+    block = {"runs": 2, "mean_s": 15.0, "total_s": 30.0,
+             "stages_mean_s": {"start": 3.75, "imports": 3.75, "train": 7.5},
+             "train_gflop_per_run": 2.0, "train_gflops": 0.27}
+    whole = {"status": "ok", "profile": "paper", "data_dir": "/d", "matmul":
+             {"size": 2048, "gflops": 100.0, "small_gflops": 20.0, "small_shape": [32, 576, 256],
+              "small_chain": 49},
+             "runs": {"warm": {"wall_s": 60, "exit_code": 0, "peak_rss_mb": 1024,
+                               "budget": {"prognet": block}}}}
+    text = "\n".join(render.whole_budget_lines(whole))
+    assert "| prognet | 2 | 15.0 | 3.75 | 3.75 | 7.50 | 2.00 | 0.27 | 0% |" in text
+    assert "100 GFLOP/s" in text
+    loops_section = {"status": "ok", "commit": "abc1234", "targets": {
+        "test": {"wall_s": 240.0, "exit_code": 0,
+                 "pytest": [{"summary": "400 passed", "seconds": 120.0}]}}}
+    text = "\n".join(render.loops_lines(loops_section))
+    assert "| `make test` | 4.00 | 400 passed in 2.00 min | ok |" in text
+
+
+def test_pytest_phases_reads_closing_lines(tmp_path: Path) -> None:
+    log = tmp_path / "make.log"
+    log.write_text("collected\n====== 431 passed, 1 skipped in 130.52s (0:02:10) ======\n"
+                   "other\n=== 78 passed in 40.10s ===\n")
+    assert loops.pytest_phases(log) == [{"summary": "431 passed, 1 skipped", "seconds": 130.52},
+                                        {"summary": "78 passed", "seconds": 40.10}]
