@@ -32,18 +32,19 @@ sample: $(BIN)/cxr
 reproduce: sample
 	$(BIN)/cxr batch --profile $(PROFILE) --data-dir $(DATA_DIR) --out $(OUT)
 
-# Tests run in TEST_WORKERS processes (pytest-xdist; a test module stays in one process,
-# a notebook's cells in one kernel). The report chapters (04-06) only read runs: make a
+# Tests run in TEST_WORKERS processes (pytest-xdist: tests spread one by one, those of a
+# module with module-wide fixtures stay together (xdist_group), a notebook's cells stay
+# in one kernel). The report chapters (04-06) only read runs: make a
 # quick grid of them first (resumable, so a second `make test` reuses it), then check
 # every notebook. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: sample
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests
 	$(BIN)/cxr batch --profile quick --data-dir $(SAMPLE) --out results/quick --no-reports --quiet --workers 2
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 test-fast: $(BIN)/cxr
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests -m "not slow"
 
 lab: $(BIN)/cxr
 	$(BIN)/jupyter lab notebooks/

@@ -239,12 +239,15 @@ def budget_table(budget: dict, matmul: dict | None) -> list[str]:
 def matmul_sentence(matmul: dict | None) -> str:
     if not matmul:
         return ""
-    return (f"A bare float32 matrix multiply measured in the same benchmark run reaches "
-            f"**{num(matmul['gflops'])} GFLOP/s** ({matmul['size']}², TensorFlow's default "
-            f"threads) and {num(matmul['small_gflops'])} GFLOP/s at the shape of one step of "
-            f"the detector's LSTM (batch {matmul['small_shape'][0]}, "
-            f"{matmul['small_shape'][1]} inputs, {matmul['small_shape'][2]} gate outputs, "
-            f"{matmul['small_chain']} chained in one graph).")
+    big = (f"A bare float32 matrix multiply measured in the same benchmark run reaches "
+           f"**{num(matmul['gflops'])} GFLOP/s** ({matmul['size']}², TensorFlow's default "
+           f"threads)")
+    if matmul.get("chain") != "dependent":  # an early version let TensorFlow fold the chain
+        return big + "."
+    return (big + f"; the small multiplies of the detector's LSTM (batch "
+            f"{matmul['small_shape'][0]}, {matmul['small_shape'][1]} inputs and states to "
+            f"{matmul['small_shape'][2]} gates, {matmul['small_chain']} dependent steps in "
+            f"one graph) reach {num(matmul['small_gflops'])} GFLOP/s.")
 
 
 BUDGET_NOTE = ("Seconds are the mean per run that finished, from papermill's cell timings "

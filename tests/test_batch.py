@@ -51,6 +51,13 @@ def test_plan_layout_and_selection(tmp_path: Path) -> None:
     assert detector_run.parameters["epochs"] == 2 and detector_run.parameters["fold"] == 1
 
 
+def test_detector_runs_start_first_and_the_plan_keeps_its_order(tmp_path: Path) -> None:
+    plan = batch.plan("quick", tmp_path, tmp_path / "out")
+    order = [r.notebook for r in batch.run_order(plan.runs)]
+    assert order == ["detector"] * 4 + ["prognet"] * 4
+    assert [r.notebook for r in plan.runs][:4] == ["prognet"] * 4  # the plan itself is unchanged
+
+
 def test_plan_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown profile"):
         batch.plan("nope", tmp_path, tmp_path)
@@ -125,17 +132,27 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "cxrlib.cli", "batch", *args]
 
 
+def _tables(out: Path) -> dict[str, bytes]:
+    """Every CSV the runs wrote (predictions, curves), byte for byte."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.glob("*/*/*/*.csv"))}
+
+
 @pytest.mark.slow
 def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: Path) -> None:
+    """A batch killed mid-way and started again ends with what an uninterrupted one
+    writes; the uninterrupted one starts a fresh kernel per run (--fresh-kernels), the
+    other runs the detector (with its shortcut audit) and then both ProgNet seeds in one
+    warm kernel, so this also shows that a warm kernel computes the same numbers."""
     common = ["--profile", "sample", "--data-dir", str(sample_dir), "--backbones", "alexnet",
               "--seeds", "0", "1", "--models", "cnn", "--folds", "0", "--workers", "1",
               "--no-reports", "--quiet", "--cache-dir", str(tmp_path / "cache")]
-    for name, value in {**TINY, **TINY_DETECTOR}.items():
+    for name, value in {**TINY, **TINY_DETECTOR, "shortcut_audit": True}.items():
         common += ["-p", name, json.dumps(value)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     whole = tmp_path / "whole"
-    subprocess.run(_cli(*common, "--out", str(whole)), check=True, env=env,
+    subprocess.run(_cli(*common, "--out", str(whole), "--fresh-kernels"), check=True, env=env,
                    capture_output=True, timeout=600)
+    assert json.loads((whole / "batch.json").read_text())["warm_kernels"] is False
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(_cli(*common, "--out", str(killed)), env=env,
@@ -159,25 +176,7 @@ def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: P
         assert noise not in result.stdout + result.stderr  # a quiet console when all is well
     assert _results(killed) == _results(whole)
     assert len(_results(whole)) == 3
-
-
-@pytest.mark.slow
-def test_warm_kernels_compute_what_fresh_kernels_compute(sample_dir: Path, tmp_path: Path) -> None:
-    """One warm kernel runs the detector, then both ProgNet seeds, one after another: every
-    table they write is byte for byte what a fresh kernel per run writes."""
-    outputs = {}
-    for warm in (True, False):
-        out = tmp_path / ("warm" if warm else "fresh")
-        plan = _tiny_plan(sample_dir, out, tmp_path / "cache")
-        plan.runs[-1].parameters["shortcut_audit"] = True
-        assert [r.notebook for r in batch.run_order(plan.runs)] == ["detector", "prognet", "prognet"]
-        finished = batch.run_all(plan, workers=1, progress=False, warm_kernels=warm)
-        assert [r.status for r in finished] == ["ok", "ok", "ok"], [r.error for r in finished]
-        outputs[warm] = {str(p.relative_to(out)): p.read_bytes()
-                         for p in sorted(out.glob("*/*/*/*.csv"))}
-        assert _results(out)
-    assert len(outputs[True]) == 7 and outputs[True] == outputs[False]
-    assert _results(tmp_path / "warm") == _results(tmp_path / "fresh")
+    assert len(_tables(whole)) == 7 and _tables(killed) == _tables(whole)
 
 
 @pytest.mark.slow

@@ -93,6 +93,7 @@ def test_forward_flops_counts_dense_and_lstm_multiplies() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_runs")
 def test_run_training_flops_reads_a_saved_run(tiny_runs: Path) -> None:
     import keras
 
@@ -117,12 +118,12 @@ def test_budget_and_loops_render() -> None:
              "train_gflop_per_run": 2.0, "train_gflops": 0.27}
     whole = {"status": "ok", "profile": "paper", "data_dir": "/d", "matmul":
              {"size": 2048, "gflops": 100.0, "small_gflops": 20.0, "small_shape": [32, 576, 256],
-              "small_chain": 49},
+              "small_chain": 49, "chain": "dependent"},
              "runs": {"warm": {"wall_s": 60, "exit_code": 0, "peak_rss_mb": 1024,
                                "budget": {"prognet": block}}}}
     text = "\n".join(render.whole_budget_lines(whole))
     assert "| prognet | 2 | 15.0 | 3.75 | 3.75 | 7.50 | 2.00 | 0.27 | 0% |" in text
-    assert "100 GFLOP/s" in text
+    assert "100 GFLOP/s" in text and "reach 20.0 GFLOP/s" in text
     loops_section = {"status": "ok", "commit": "abc1234", "targets": {
         "test": {"wall_s": 240.0, "exit_code": 0,
                  "pytest": [{"summary": "400 passed", "seconds": 120.0}]}}}

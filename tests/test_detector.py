@@ -20,6 +20,8 @@ from cxrlib import detector, features, models, training
 from cxrlib.detector import CLASSES, Config
 from cxrlib.errors import ConfigError, CxrError, DataError
 
+pytestmark = pytest.mark.xdist_group("detector")  # module fixtures: one process (make test)
+
 SMALL = dict(weights=None, image_size=64, epochs=30, n_per_class=30, augment_copies=1,
              learning_rate=1e-3)
 

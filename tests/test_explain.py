@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from cxrlib import explain, models, plots, prognet  # noqa: E402
 from cxrlib.errors import ConfigError  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("explain")  # module fixtures: one process (make test)
+
 RNG = np.random.default_rng(0)
 
 

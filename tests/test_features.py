@@ -18,6 +18,8 @@ from cxrlib import features, models
 from cxrlib.errors import ConfigError, DataError
 from cxrlib.features import FeatureCache, FeatureSpec, extract_features, stack, view_seed
 
+pytestmark = pytest.mark.xdist_group("features")  # module fixtures: one process (make test)
+
 SIZE = 32
 SPEC = FeatureSpec("alexnet", SIZE, None)
 TOL = dict(rtol=1e-5, atol=1e-6)  # same image, possibly another batch composition

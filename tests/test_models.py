@@ -15,6 +15,8 @@ import pytest
 from cxrlib.errors import ConfigError
 from cxrlib import models
 
+pytestmark = pytest.mark.xdist_group("models")  # module fixtures: one process (make test)
+
 SIZE = 32
 RNG = np.random.default_rng(0)
 

@@ -19,6 +19,8 @@ import pytest
 from cxrlib import batch, predict, prognet
 from cxrlib.errors import ConfigError, CxrError, DataError, ImageError
 
+pytestmark = pytest.mark.xdist_group("tiny_runs")  # the session's tiny_runs: one process
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
 
 

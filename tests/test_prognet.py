@@ -19,6 +19,8 @@ from cxrlib.errors import ConfigError, CxrError, DataError
 from cxrlib.prognet import Config
 from cxrlib.io import to_jsonable
 
+pytestmark = pytest.mark.xdist_group("prognet")  # module fixtures: one process (make test)
+
 FAST = dict(backbone="alexnet", weights=None, image_size=48, epochs=5, protocol="holdout",
             seed=0)
 

@@ -14,6 +14,8 @@ from PIL import Image
 from cxrlib.errors import DataError
 from cxrlib.sample import MANIFEST_COLUMNS, SAMPLE_SEED, write_sample_data
 
+pytestmark = pytest.mark.xdist_group("sample")  # module fixtures: one process (make test)
+
 REAL_HEADER = (
     "patientid,offset,sex,age,finding,survival,intubated,intubation_present,went_icu,"
     "in_icu,needed_supplemental_O2,extubated,temperature,pO2_saturation,leukocyte_count,"
