@@ -39,7 +39,7 @@ reproduce: sample
 # every notebook. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: sample
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 tests
 	$(BIN)/cxr batch --profile quick --data-dir $(SAMPLE) --out results/quick --no-reports --quiet --workers 2
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 

@@ -109,11 +109,13 @@ def batch_budget(out: str | Path, flops: bool = True) -> dict:
 
 def batch_phases(out: str | Path) -> dict:
     """The batch's own split of its wall time (``batch.json``: preparing features, the
-    runs over all workers, the report chapters); empty for older batches."""
+    runs over all workers, the report chapters) and the whole (``batch_s``); empty when
+    there is no ``batch.json``."""
     try:
-        return json.loads((Path(out) / "batch.json").read_text()).get("phases_s", {})
+        record = json.loads((Path(out) / "batch.json").read_text())
     except (OSError, ValueError):
         return {}
+    return {**record.get("phases_s", {}), "batch_s": record.get("seconds")}
 
 
 def summarise(records: list[dict]) -> dict:

@@ -16,6 +16,7 @@ def machine_info() -> dict:
 
     return {
         "cpu_model": io.cpu_model(),
+        "instruction_set": io.instruction_set(),
         "architecture": platform.machine(),
         "logical_cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),

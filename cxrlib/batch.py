@@ -51,9 +51,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     # The notebooks' own defaults: small images, runs in minutes on the sample data.
     "sample": {"backbones": BACKBONES, "seeds": tuple(range(10)), "models": DETECTOR_MODELS,
                "folds": tuple(range(5)), "prognet": {}, "detector": {}},
-    # A smaller grid for tests and the comparison chapters' self-check.
+    # A smaller grid for tests and the comparison chapters' self-check (few epochs: its
+    # numbers only have to exist, the chapters read them).
     "quick": {"backbones": ("alexnet", "resnet50"), "seeds": (0, 1), "models": DETECTOR_MODELS,
-              "folds": (0, 1), "prognet": {}, "detector": {}},
+              "folds": (0, 1), "prognet": {"epochs": 10}, "detector": {"epochs": 10}},
     # The papers' settings (weights "imagenet" downloads on a machine with internet;
     # AlexNet, which has none in Keras, runs with random weights and says so; add
     # -p weights none to run offline).

@@ -137,3 +137,13 @@ def test_pytest_phases_reads_closing_lines(tmp_path: Path) -> None:
                    "other\n=== 78 passed in 40.10s ===\n")
     assert loops.pytest_phases(log) == [{"summary": "431 passed, 1 skipped", "seconds": 130.52},
                                         {"summary": "78 passed", "seconds": 40.10}]
+
+
+def test_goals_table_reads_the_measured_minutes() -> None:
+    result = {"loops": {"targets": {"test": {"wall_s": 270.0},
+                                    "reproduce": {"phases_s": {"batch_s": 300.0}}}},
+              "whole": {"runs": {"cold": {"wall_s": 1200.0}}}}
+    text = "\n".join(render.goals_lines(result))
+    assert "| `make test`, after installation | 5.00 | 4.50 | ✓ |" in text
+    assert "| `make reproduce`'s batch (sample data) | 4.00 | 5.00 | ✗ |" in text
+    assert "| the paper grid, warm feature cache | 10.0 | – | – |" in text
