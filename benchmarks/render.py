@@ -297,19 +297,33 @@ def phases_sentence(phases: dict | None) -> str:
     return f"Of the batch's wall time{total}: {', '.join(parts)}."
 
 
-def whole_budget_lines(section: dict | None) -> list[str]:
-    if not section or "runs" not in section:
-        return []
+def mode_budgets(section: dict) -> list[str]:
+    """One budget table per measured feature cache (cold, warm) of a batch section."""
     lines = []
     for mode, block in section["runs"].items():
         if block.get("budget"):
             lines += ["", f"*{mode} cache*: {phases_sentence(block.get('phases_s'))}", "",
                       *budget_table(block["budget"], section.get("matmul"))]
-    if not lines:
+    return lines
+
+
+def whole_budget_lines(section: dict | None) -> list[str]:
+    if not section or "runs" not in section or not (lines := mode_budgets(section)):
         return []
     return [f"**Time budget of the whole reproduction** (`cxr batch --profile "
             f"{section['profile']}`, the runs of the table above). {BUDGET_NOTE} "
             f"{matmul_sentence(section.get('matmul'))}", *lines]
+
+
+def paper_budget_lines(section: dict | None) -> list[str]:
+    if not section or "runs" not in section:
+        return []
+    lines = mode_budgets(section)
+    selection = " ".join(section.get("selection", []))
+    return [f"**Time budget of the paper profile's runs** (`cxr batch --profile "
+            f"{section['profile']} -p weights none {selection}`: every backbone and both "
+            f"detector models, each kind of run of the grid; status: {section['status']}). "
+            f"{BUDGET_NOTE} {matmul_sentence(section.get('matmul'))}", *lines]
 
 
 def loops_lines(section: dict | None) -> list[str]:
@@ -353,7 +367,8 @@ def render_markdown(result: dict) -> str:
               naive_lines(result.get("cached_vs_naive")), threads_lines(scaling.get("threads")),
               patients_lines(scaling.get("patients")),
               paper_detector_lines(result.get("paper_detector")), whole_lines(result.get("whole")),
-              whole_budget_lines(result.get("whole")), loops_lines(result.get("loops"))]
+              whole_budget_lines(result.get("whole")),
+              paper_budget_lines(result.get("paper_budget")), loops_lines(result.get("loops"))]
     blocks = [b for b in blocks if b]
     commands = [f"`{shown_command(result.get('command', 'python -m benchmarks'))}`"]
     for update in result.get("updates", []):

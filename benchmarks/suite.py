@@ -36,15 +36,19 @@ from cxrlib.names import BACKBONES
 
 ALL_BACKBONES = list(BACKBONES)
 SECTIONS = ("extraction", "cached_vs_naive", "threads", "patients", "paper_detector", "whole",
-            "loops")
+            "loops", "paper_budget")
 SECTION_KEYS = {"extraction": ("extraction",), "cached_vs_naive": ("cached_vs_naive",),
                 "threads": ("scaling", "threads"), "patients": ("scaling", "patients"),
                 "paper_detector": ("paper_detector",), "whole": ("whole",),
-                "loops": ("loops",)}
+                "loops": ("loops",), "paper_budget": ("paper_budget",)}
 """Where each section's block sits in the JSON."""
-DEFAULT_SECTIONS = SECTIONS[:-2]
+DEFAULT_SECTIONS = SECTIONS[:-3]
 """What a run measures without ``--only``; ``--whole`` adds the long ``whole`` section,
-``--only loops`` the newcomer's make targets."""
+``--only loops`` the newcomer's make targets, ``--only paper_budget`` the time budget of a
+subset of the paper profile's runs."""
+PAPER_BUDGET_SUBSET = ["--seeds", "0", "1", "--folds", "0"]
+"""The paper profile's runs the ``paper_budget`` section measures: every backbone and
+both detector models, two seeds and one fold (each kind of run, in minutes not hours)."""
 SHARED_DATA = REPO.parent / "shared" / "data"
 SAMPLE_DATA = REPO / "data" / "sample"
 DEFAULT_OUT = Path("results/benchmarks/benchmark.json")
@@ -94,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--whole-data-dir", type=Path, help="data for --whole (default: --data-dir)")
     add("--whole-arg", action="append", default=[], metavar="ARG",
         help="extra argument passed to `cxr batch` (repeatable)")
+    add("--whole-cache", type=Path, help="a feature cache an earlier batch filled: the "
+        "whole and paper_budget sections then measure the warm run only")
     add("--log-dir", type=Path, default=Path("results/benchmarks/logs"),
         help="where the logs of the `whole` section's `cxr batch` runs go")
     add("--work-dir", type=Path, help="where temporary caches and copies go")
@@ -243,9 +249,18 @@ def main(argv: list[str] | None = None) -> int:
 
             runner.section(SECTION_KEYS["whole"], whole.run, args.whole_profile,
                            args.whole_data_dir or data_dir, work, args.log_dir,
-                           args.whole_arg)
+                           args.whole_arg, cache_dir=args.whole_cache)
         else:
             runner.skip(SECTION_KEYS["whole"], "not requested (add --whole)")
+        if "paper_budget" in settings["sections"]:
+            from benchmarks import whole
+
+            runner.section(SECTION_KEYS["paper_budget"], whole.run, "paper",
+                           args.whole_data_dir or data_dir, work, args.log_dir,
+                           PAPER_BUDGET_SUBSET + args.whole_arg, cache_dir=args.whole_cache,
+                           name="budget")
+        else:
+            runner.skip(SECTION_KEYS["paper_budget"], "not requested (--only paper_budget)")
         if "loops" in settings["sections"]:
             from benchmarks import loops
 

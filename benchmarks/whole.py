@@ -108,8 +108,11 @@ def tail(path: Path, lines: int = 5) -> str:
 
 
 def run(profile: str, data_dir: str | Path, work_dir: Path, log_dir: Path,
-        extra: list[str] | None = None, log=print) -> dict:
-    """Cold and warm ``cxr batch`` runs, or a skipped status when the command is missing."""
+        extra: list[str] | None = None, log=print, cache_dir: Path | None = None,
+        name: str = "whole") -> dict:
+    """Cold and warm ``cxr batch`` runs, or a skipped status when the command is missing.
+    With ``cache_dir`` (a feature cache an earlier batch filled) only the warm run is
+    measured, reading that cache. ``name`` prefixes the output folders and logs."""
     help_text = batch_help()
     if help_text is None or "--data-dir" not in help_text:
         return {"status": "skipped: `cxr batch` is not available yet (its --help fails or "
@@ -117,15 +120,16 @@ def run(profile: str, data_dir: str | Path, work_dir: Path, log_dir: Path,
     from benchmarks import budget
 
     data_dir = Path(data_dir).resolve()
-    cache = Path(work_dir).resolve() / "whole-cache"
+    cache = Path(cache_dir).resolve() if cache_dir else Path(work_dir).resolve() / f"{name}-cache"
     env = {**os.environ, "CXR_CACHE_DIR": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = {"profile": profile, "data_dir": str(data_dir), "data_dir_shown": shown(data_dir),
-              "weights": "none", "matmul": budget.matmul_rate(), "runs": {}}
+              "weights": "none", "matmul": budget.matmul_rate(), "selection": list(extra or []),
+              "runs": {}}
     log(f"bare matmul: {result['matmul']['gflops']:.0f} GFLOP/s")
-    for mode in ("cold", "warm"):
-        out = Path(work_dir).resolve() / f"whole-out-{mode}"
+    for mode in (("warm",) if cache_dir else ("cold", "warm")):
+        out = Path(work_dir).resolve() / f"{name}-out-{mode}"
         command = batch_command(profile, data_dir, out, cache, help_text, extra or [])
-        block = run_measured(command, env, Path(log_dir) / f"whole-{profile}-{mode}.log")
+        block = run_measured(command, env, Path(log_dir) / f"{name}-{profile}-{mode}.log")
         block["command"] = " ".join(command[2:]).replace("cxrlib.cli", "cxr", 1)
         block.update(batch_counts(out))
         if block["exit_code"] != 0:

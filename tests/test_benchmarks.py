@@ -136,7 +136,8 @@ def test_update_measures_only_the_chosen_section_and_keeps_the_rest(
     earlier.write_text(json.dumps(_earlier_result()))
     calls = []
 
-    def fake_whole(profile, data_dir, work_dir, log_dir, extra, log=print):
+    def fake_whole(profile, data_dir, work_dir, log_dir, extra, log=print, cache_dir=None,
+                   name="whole"):
         calls.append((profile, Path(log_dir)))
         return {"profile": profile, "data_dir": str(data_dir), "data_dir_shown": "data",
                 "runs": {mode: {"wall_s": 120.0, "exit_code": 0, "peak_rss_mb": 2048.0,

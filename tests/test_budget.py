@@ -147,3 +147,18 @@ def test_goals_table_reads_the_measured_minutes() -> None:
     assert "| `make test`, after installation | 5.00 | 4.50 | ✓ |" in text
     assert "| `make reproduce`'s batch (sample data) | 4.00 | 5.00 | ✗ |" in text
     assert "| the paper grid, warm feature cache | 10.0 | – | – |" in text
+
+
+def test_paper_budget_renders_the_subset_it_measured() -> None:
+    block = {"runs": 1, "mean_s": 100.0, "total_s": 100.0,
+             "stages_mean_s": {"start": 1.0, "train": 60.0, "audit": 39.0}}
+    section = {"status": "ok", "profile": "paper", "data_dir": "/d",
+               "selection": ["--seeds", "0", "1", "--folds", "0"],
+               "runs": {"warm": {"wall_s": 600, "exit_code": 0, "peak_rss_mb": 1024,
+                                 "phases_s": {"prepare_features": 5.0, "runs": 580.0,
+                                              "reports": 15.0, "batch_s": 600.0},
+                                 "budget": {"detector": block}}}}
+    text = "\n".join(render.paper_budget_lines(section))
+    assert "--seeds 0 1 --folds 0" in text and "*warm cache*: Of the batch's wall time (600 s)" in text
+    assert "| detector | 1 | 100 | 1.00 | 60.0 | 39.0 |" in text
+    assert render.paper_budget_lines(None) == []
