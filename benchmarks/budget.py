@@ -72,10 +72,14 @@ def cell_stages(notebook: Path) -> dict[str, float]:
 
 
 def run_notebook_path(out: Path, label: str, folder: str) -> tuple[str, Path]:
-    """(kind, executed notebook) of one row of ``batch_summary.csv``."""
-    kind = label.split()[0]
-    if kind in ("prognet", "detector"):
-        return kind, Path(folder) / NOTEBOOK_FILES[kind]
+    """(kind, executed notebook) of one row of ``batch_summary.csv``: ``prognet``, the
+    detector by model (``detector cnn``, ``detector cnn_lstm``: their costs differ
+    several-fold), or ``report <chapter>``."""
+    words = label.split()
+    if words[0] == "prognet":
+        return "prognet", Path(folder) / NOTEBOOK_FILES["prognet"]
+    if words[0] == "detector":
+        return " ".join(words[:2]), Path(folder) / NOTEBOOK_FILES["detector"]
     return f"report {label}", Path(out) / NOTEBOOK_FILES.get(label, label)
 
 
@@ -101,8 +105,8 @@ def batch_budget(out: str | Path, flops: bool = True) -> dict:
         stages["start"] = max(0.0, float(row.seconds) - sum(v for k, v in stages.items()
                                                             if k != "start"))
         record = {"seconds": float(row.seconds), "stages": stages}
-        if flops and kind in ("prognet", "detector"):
-            record["train_flops"] = run_training_flops(Path(row.folder), kind)
+        if flops and kind.split()[0] in ("prognet", "detector"):
+            record["train_flops"] = run_training_flops(Path(row.folder), kind.split()[0])
         per_kind[kind].append(record)
     return {kind: summarise(records) for kind, records in per_kind.items()}
 

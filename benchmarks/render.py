@@ -236,10 +236,11 @@ def goals_lines(result: dict) -> list[str]:
             value = value.get(key) if isinstance(value, dict) else None
         minutes = value / 60 if isinstance(value, (int, float)) else None
         met = "–" if minutes is None else ("✓" if minutes <= goal else "✗")
-        rows.append([title, num(goal), num(minutes), met])
-    return ["**The loops and their goals** (minutes on this machine; the sections below "
-            "measure them and say where the time goes):", "",
-            *table(["Loop", "Goal", "Measured", "Met"], rows)]
+        measured = ((result.get(keys[0]) or {}).get("measured") or {}).get("finished", "")
+        rows.append([title, num(goal), num(minutes), met, measured[:10] or "–"])
+    return ["**The loops and their goals** (minutes on a 2-core machine; the sections below "
+            "measure them, on the date given, and say where the time goes):", "",
+            *table(["Loop", "Goal", "Measured", "Met", "Measured on"], rows)]
 
 
 def budget_table(budget: dict, matmul: dict | None) -> list[str]:

@@ -141,12 +141,14 @@ def test_pytest_phases_reads_closing_lines(tmp_path: Path) -> None:
 
 def test_goals_table_reads_the_measured_minutes() -> None:
     result = {"loops": {"targets": {"test": {"wall_s": 270.0},
-                                    "reproduce": {"phases_s": {"batch_s": 300.0}}}},
+                                    "reproduce": {"phases_s": {"batch_s": 300.0}}},
+                        "measured": {"finished": "2026-12-01T10:00:00"}},
               "whole": {"runs": {"cold": {"wall_s": 1200.0}}}}
     text = "\n".join(render.goals_lines(result))
-    assert "| `make test`, after installation | 5.00 | 4.50 | ✓ |" in text
-    assert "| `make reproduce`'s batch (sample data) | 4.00 | 5.00 | ✗ |" in text
-    assert "| the paper grid, warm feature cache | 10.0 | – | – |" in text
+    assert "| `make test`, after installation | 5.00 | 4.50 | ✓ | 2026-12-01 |" in text
+    assert "| `make reproduce`'s batch (sample data) | 4.00 | 5.00 | ✗ | 2026-12-01 |" in text
+    assert "| the paper grid, cold feature cache | 15.0 | 20.0 | ✗ | – |" in text
+    assert "| the paper grid, warm feature cache | 10.0 | – | – | – |" in text
 
 
 def test_paper_budget_renders_the_subset_it_measured() -> None:
