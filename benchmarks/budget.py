@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import REPO
+from cxrlib.runs import NOTEBOOKS
 
 STAGES = ("start", "imports", "tables", "features", "train", "evaluate", "audit", "report",
           "write")
@@ -31,9 +32,6 @@ STAGE_TITLES = {"start": "kernel start, papermill", "imports": "imports",
                 "tables": "data tables", "features": "features (cache)", "train": "training",
                 "evaluate": "evaluation", "audit": "shortcut audit", "report": "report cells",
                 "write": "writing"}
-NOTEBOOK_FILES = {"prognet": "02_prognet.ipynb", "detector": "03_detector.ipynb",
-                  "explore": "01_data_exploration.ipynb", "comparisons": "04_comparisons.ipynb",
-                  "qualitative": "05_qualitative.ipynb", "use": "06_use_a_model.ipynb"}
 BACKWARD_FACTOR = 2
 """A training step costs the forward pass plus a backward pass of about twice its
 multiplies (gradients with respect to both the inputs and the weights)."""
@@ -77,10 +75,10 @@ def run_notebook_path(out: Path, label: str, folder: str) -> tuple[str, Path]:
     several-fold), or ``report <chapter>``."""
     words = label.split()
     if words[0] == "prognet":
-        return "prognet", Path(folder) / NOTEBOOK_FILES["prognet"]
+        return "prognet", Path(folder) / NOTEBOOKS["prognet"]
     if words[0] == "detector":
-        return " ".join(words[:2]), Path(folder) / NOTEBOOK_FILES["detector"]
-    return f"report {label}", Path(out) / NOTEBOOK_FILES.get(label, label)
+        return " ".join(words[:2]), Path(folder) / NOTEBOOKS["detector"]
+    return f"report {label}", Path(out) / NOTEBOOKS.get(label, label)
 
 
 def batch_budget(out: str | Path, flops: bool = True) -> dict:

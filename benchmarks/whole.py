@@ -93,7 +93,7 @@ def batch_counts(out: Path) -> dict:
         runs["run"].str.match(r"(prognet|detector) "), "reports")
     seconds = runs.groupby(kind)["seconds"].agg(["count", "sum"])
     return {"run_counts": summary.get("counts", {}), "workers": summary.get("workers"),
-            "batch_s": summary.get("seconds"), "phases_s": summary.get("phases_s", {}),
+            "batch_s": summary.get("seconds"), "phases_s": budget.batch_phases(out),
             "run_seconds_by_kind": {name: {"runs": int(row["count"]), "seconds": float(row["sum"])}
                                     for name, row in seconds.iterrows()},
             "budget": budget.batch_budget(out)}

@@ -391,19 +391,18 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
     timer = io.Timer()
     with timer("prepare_features"):
         prepare_features(batch, progress=progress)
-    runs_started = time.perf_counter()
-    if executor == "dask":
-        from distributed import Client
+    with timer("runs"):
+        if executor == "dask":
+            from distributed import Client
 
-        if not scheduler:
-            raise ConfigError("--executor dask needs --scheduler ADDRESS")
-        with Client(scheduler) as client:
-            finished = run_all(batch, submit=client.submit, progress=progress)
-    elif executor == "local":
-        finished = run_all(batch, workers, progress=progress, warm_kernels=warm_kernels)
-    else:
-        raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
-    timer.seconds["runs"] = time.perf_counter() - runs_started
+            if not scheduler:
+                raise ConfigError("--executor dask needs --scheduler ADDRESS")
+            with Client(scheduler) as client:
+                finished = run_all(batch, submit=client.submit, progress=progress)
+        elif executor == "local":
+            finished = run_all(batch, workers, progress=progress, warm_kernels=warm_kernels)
+        else:
+            raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
     with timer("reports"):
         report_runs = (run_reports(batch, progress=progress, warm_kernels=warm_kernels)
                        if reports else [])

@@ -10,7 +10,7 @@ A ``WarmKernel`` runs notebook after notebook in one kernel process, so a batch 
 starting Python and importing TensorFlow once per worker instead of once per run. Between
 two notebooks it clears the namespace, Keras' session and the open figures; every run
 seeds everything it draws (``training.set_seed``), so a run computes the same numbers in a
-warm kernel as in a fresh one (``tests/test_runs.py`` checks it bit for bit). A notebook
+warm kernel as in a fresh one (``tests/test_batch.py`` checks it byte for byte). A notebook
 that fails or is interrupted takes its kernel with it: the next run gets a fresh one.
 """
 from __future__ import annotations
@@ -24,7 +24,6 @@ import os
 import shutil
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -130,7 +129,6 @@ class WarmKernel:
         self.km = None
         self.runs = 0  # notebooks executed by the current kernel process
         self.started = 0  # kernel processes started
-        self.start_seconds = 0.0  # wall time spent starting them
         # jupyter_client keeps its event loop in a context variable: ours lives in a context
         # of its own, so that the caller's (a batch's main thread, whose context Dask copies
         # into its task threads) never holds a loop that two threads could then share.
@@ -147,12 +145,10 @@ class WarmKernel:
         if self.km is None:
             from jupyter_client.manager import KernelManager
 
-            start = time.perf_counter()
             self.km = KernelManager(kernel_name=self.kernel_name)
             self._call(self.km.start_kernel, cwd=str(notebooks_dir()))
             self.runs = 0
             self.started += 1
-            self.start_seconds += time.perf_counter() - start
         return self.km
 
     def finished(self, ok: bool) -> None:
@@ -191,8 +187,9 @@ class WarmKernel:
         self.shutdown()
 
 
+@functools.lru_cache(maxsize=None)
 def _register_warm_engine() -> str:
-    """A papermill engine that executes in the kernel of a given kernel manager (``km``)
+    """Register (once per process) a papermill engine that executes in the kernel of a given kernel manager (``km``)
     and closes its own client channels afterwards, leaving the kernel running."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
