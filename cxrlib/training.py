@@ -62,6 +62,7 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: i
 
     model.compile(optimizer=make_optimizer(learning_rate, lr_decay), loss=loss,
                   metrics=["accuracy"])
+    build_before_tracing(model, x_train, y_train)
     callbacks = list(callbacks or [])
     if early_stopping and validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -73,6 +74,21 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: i
     table = pd.DataFrame(history.history)
     table.insert(0, "epoch", np.arange(1, len(table) + 1))
     return table
+
+
+def build_before_tracing(model, x: np.ndarray, y: np.ndarray) -> None:
+    """Create a compiled model's metric, loss and optimizer variables before ``fit``.
+
+    Keras does this itself only under a distribution strategy; otherwise the first
+    trace of the training function creates them, and TensorFlow then traces that
+    function a second time. Building them first (with the same Keras call, on one row
+    of ``x`` and ``y``) saves about 1.2 s per training on this project's CPU and
+    changes no number: variables start at zero either way and nothing random is drawn
+    (``tests/test_training.py`` compares weights and curves bit for bit, and counts the
+    traces). On a Keras without this method, ``fit`` simply builds them itself."""
+    build = getattr(model, "_symbolic_build", None)
+    if build is not None:
+        build(data_batch=(x[:1], y[:1], None))
 
 
 def batched(arrays: tuple[np.ndarray, ...], batch_size: int):
