@@ -35,12 +35,13 @@ reproduce: sample
 # Tests run in TEST_WORKERS processes (pytest-xdist: tests spread one by one, those of a
 # module with module-wide fixtures stay together (xdist_group), a notebook's cells stay
 # in one kernel). The report chapters (04-06) only read runs: make a
-# quick grid of them first (resumable, so a second `make test` reuses it), then check
-# every notebook. TEST_WORKERS=0 runs everything in one process.
+# quick grid of them first (resumable, so a second `make test` reuses it; its feature
+# cache is the notebooks' own default, .cache/features, so chapters 2 and 3 extract
+# nothing again), then check every notebook. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: sample
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 tests
-	$(BIN)/cxr batch --profile quick --data-dir $(SAMPLE) --out results/quick --no-reports --quiet --workers 2
+	$(BIN)/cxr batch --profile quick --data-dir $(SAMPLE) --out results/quick --no-reports --quiet --workers 2 --cache-dir .cache/features
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 test-fast: $(BIN)/cxr

@@ -8,6 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+try:
+    import fcntl  # a lock between pytest-xdist processes (not on Windows)
+except ImportError:
+    fcntl = None
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,11 +80,21 @@ def tiny_data(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's synthetic sample data, generated once per test session."""
-    from cxrlib.sample import write_sample_data
+    """The project's synthetic sample data, generated once per test session: under
+    pytest-xdist once for all its processes (the first writes it, the others wait for
+    it). Tests only read it."""
+    from cxrlib.sample import SAMPLE_SEED, write_sample_data
 
-    out = tmp_path_factory.mktemp("sample") / "data"
-    write_sample_data(out, seed=0)
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER") and fcntl is not None:
+        root = root.parent  # the folder all of the session's processes share
+    out = root / "shared-sample" / "data"
+    with open(root / "shared-sample.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (out.parent / "done").is_file():
+            write_sample_data(out, seed=SAMPLE_SEED)
+            (out.parent / "done").write_text("")
     return out
 
 

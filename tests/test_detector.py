@@ -8,6 +8,8 @@ optimizer steps leave both heads near chance (measured: 0.44 / 0.56 on fold 0).
 """
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 import shutil
 
@@ -261,9 +263,16 @@ def _paper_run(table, kind: str, region: str = "full"):
     return config, test, predictions, history, model
 
 
+@pytest.fixture(scope="module")
+def paper_run(small_table):
+    """``_paper_run`` of a kind, trained once per module and shared by the tests that only
+    read it (the same-seed test trains a second one to compare)."""
+    return functools.cache(lambda kind: _paper_run(small_table, kind))
+
+
 @pytest.mark.parametrize("kind", ["cnn", "cnn_lstm"])
-def test_paper_base_trains_end_to_end(small_table, kind):
-    config, test, predictions, history, model = _paper_run(small_table, kind)
+def test_paper_base_trains_end_to_end(small_table, paper_run, kind):
+    config, test, predictions, history, model = paper_run(kind)
     assert len(predictions) == len(test) and len(history) == 2
     assert np.isfinite(history["loss"]).all()
     base = model.get_layer(f"detector_{kind}").get_layer("conv_base")
@@ -280,8 +289,8 @@ def test_paper_base_trains_end_to_end(small_table, kind):
     assert all(moved)
 
 
-def test_paper_base_same_seed_same_metrics(small_table):
-    first = detector.evaluate(_paper_run(small_table, "cnn")[2])
+def test_paper_base_same_seed_same_metrics(small_table, paper_run):
+    first = detector.evaluate(paper_run("cnn")[2])  # trained earlier in this process
     second = detector.evaluate(_paper_run(small_table, "cnn")[2])
     assert first == second
 
@@ -327,12 +336,13 @@ def test_cost_estimate_from_real_steps():
         detector.measure_step_cost(config, steps=0)
 
 
-def test_saved_end_to_end_run_scores_its_test_images_and_draws_grad_cam(small_table, tmp_path):
+def test_saved_end_to_end_run_scores_its_test_images_and_draws_grad_cam(small_table, paper_run,
+                                                                       tmp_path):
     """A saved Table 2 network scores its own test images back to its predictions, and
     Grad-CAM reads the network's own base and head."""
     from cxrlib import explain, predict
 
-    config, test, predictions, _, model = _paper_run(small_table, "cnn_lstm")
+    config, test, predictions, _, model = paper_run("cnn_lstm")
     detector.save_model(tmp_path, config, model)
     saved = predict.load_detector(tmp_path)
     assert saved.card["kind"] == "whole" and saved.card["base"] == "paper"

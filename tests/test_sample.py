@@ -28,10 +28,10 @@ NORMAL_NAME = re.compile(r"^((?:NORMAL2-)?IM-\d{4})-\d{4}(?:-\d{4})?\.jpeg$")
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
-    """One sample (default seed) shared by the tests of this module."""
-    root = tmp_path_factory.mktemp("sample") / "data"
-    return root, write_sample_data(root, seed=SAMPLE_SEED)
+def sample(sample_dir: Path) -> tuple[Path, pd.DataFrame]:
+    """The session's sample (default seed; tests only read it) and its manifest, which
+    ``write_sample_data`` reads back without rewriting a file."""
+    return sample_dir, write_sample_data(sample_dir, seed=SAMPLE_SEED)
 
 
 def cohen(root: Path) -> Path:
