@@ -103,8 +103,9 @@ def batch_budget(out: str | Path, flops: bool = True) -> dict:
         stages["start"] = max(0.0, float(row.seconds) - sum(v for k, v in stages.items()
                                                             if k != "start"))
         record = {"seconds": float(row.seconds), "stages": stages}
-        if flops and kind.split()[0] in ("prognet", "detector"):
-            record["train_flops"] = run_training_flops(Path(row.folder), kind.split()[0])
+        experiment = kind.split()[0]  # "detector cnn" -> "detector"
+        if flops and experiment in ("prognet", "detector"):
+            record["train_flops"] = run_training_flops(Path(row.folder), experiment)
         per_kind[kind].append(record)
     return {kind: summarise(records) for kind, records in per_kind.items()}
 

@@ -189,8 +189,9 @@ class WarmKernel:
 
 @functools.lru_cache(maxsize=None)
 def _register_warm_engine() -> str:
-    """Register (once per process) a papermill engine that executes in the kernel of a given kernel manager (``km``)
-    and closes its own client channels afterwards, leaving the kernel running."""
+    """Register (once per process) a papermill engine that executes in the kernel of a
+    given kernel manager (``km``) and closes its own client channels afterwards, leaving
+    the kernel running."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
     from papermill.utils import merge_kwargs, remove_args

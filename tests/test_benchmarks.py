@@ -47,12 +47,12 @@ def test_update_readme_needs_both_markers(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_quick_benchmark_writes_json_and_markdown(sample_dir: Path, tmp_path: Path) -> None:
-    from benchmarks.suite import main
+    from benchmarks.suite import DEFAULT_SECTIONS, main
 
     out = tmp_path / "bench" / "benchmark.json"
     # every default section but paper_detector, whose two Table 2 networks take half a
     # minute to build and trace (test_paper_detector_section_measures_and_renders)
-    only = ["extraction", "cached_vs_naive", "threads", "patients"]
+    only = [name for name in DEFAULT_SECTIONS if name != "paper_detector"]
     assert main(["--quick", "--data-dir", str(sample_dir), "--out", str(out),
                  "--work-dir", str(tmp_path), "--only", *only]) == 0
     result = json.loads(out.read_text())

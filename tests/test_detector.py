@@ -9,9 +9,8 @@ optimizer steps leave both heads near chance (measured: 0.44 / 0.56 on fold 0).
 from __future__ import annotations
 
 import functools
-
-from pathlib import Path
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
