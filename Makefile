@@ -38,14 +38,16 @@ reproduce: sample
 # quick grid of them first (resumable, so a second `make test` reuses it; its feature
 # cache is the notebooks' own default, .cache/features, so chapters 2 and 3 extract
 # nothing again), then check every notebook. TEST_WORKERS=0 runs everything in one process.
+# Only the notebooks need the nbval plugin: loading it imports nbformat and jsonschema,
+# about 4 CPU-s in every pytest process, so the unit tests run without it (-p no:nbval).
 TEST_WORKERS ?= 2
 test: sample
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 -p no:nbval tests
 	$(BIN)/cxr batch --profile quick --data-dir $(SAMPLE) --out results/quick --no-reports --quiet --workers 2 --cache-dir .cache/features
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 test-fast: $(BIN)/cxr
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -p no:nbval tests -m "not slow"
 
 lab: $(BIN)/cxr
 	$(BIN)/jupyter lab notebooks/

@@ -5,7 +5,9 @@ linked beside it when the repository has one, as CI has it) and each target runs
 as a newcomer would run it after installation: the environment this benchmark runs in
 stands for ``.venv`` (``make -o`` keeps make from reinstalling it) and the clone's code is
 the one imported (``PYTHONPATH``). ``make reproduce`` also gets the time budget of its
-batch (``budget.batch_budget``).
+batch (``budget.batch_budget``), and each target the CPU seconds of its processes by
+recipe line and kind (``benchmarks.processes``), beside what importing TensorFlow costs a
+fresh process, measured in the same run.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import REPO
+from benchmarks.processes import tensorflow_import_cost
 from benchmarks.whole import run_measured, tail
 
 TARGETS = ("test", "reproduce")
@@ -53,7 +56,9 @@ def run(work_dir: Path, log_dir: Path, targets=TARGETS, log=print) -> dict:
     venv = Path(sys.prefix)
     env = {**os.environ, "PYTHONPATH": str(where), "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = {"commit": commit, "venv": "the benchmark's environment (make -o)",
-              "matmul": budget.matmul_rate(), "targets": {}}
+              "matmul": budget.matmul_rate(), "tensorflow_import": tensorflow_import_cost(env=env),
+              "targets": {}}
+    log(f"importing TensorFlow and Keras: {result['tensorflow_import']['cpu_s']:.1f} CPU-s")
     for target in targets:
         command = ["make", "-o", str(venv / "bin" / "cxr"), target, f"VENV={venv}"]
         block = run_measured(command, env, Path(log_dir) / f"make-{target}.log", cwd=where)

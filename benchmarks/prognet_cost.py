@@ -83,7 +83,7 @@ def fit_timed(model, x, y, validation, config, epochs: int) -> list[float]:
     seconds: list[float] = []
     training.fit(model, x, y, loss="binary_crossentropy", epochs=epochs,
                  batch_size=config.batch_size, learning_rate=config.learning_rate,
-                 lr_decay=config.lr_decay, validation=validation,
+                 lr_decay=config.lr_decay, validation=validation, seed=config.seed,
                  callbacks=[EpochTimer()])
     return seconds
 

@@ -340,12 +340,51 @@ def loops_lines(section: dict | None) -> list[str]:
     lines = [f"**The newcomer's loops**: each make target on a fresh clone of commit "
              f"`{section['commit']}` after installation (status: {section['status']}).", "",
              *table(["Command", "Wall time (min)", "pytest runs", "Exit"], rows)]
+    lines += processes_lines(section)
     reproduce = section["targets"].get("reproduce", {})
     if reproduce.get("budget"):
         lines += ["", f"**Time budget of `make reproduce`** (the sample batch). {BUDGET_NOTE} "
                   f"{matmul_sentence(section.get('matmul'))} "
                   f"{phases_sentence(reproduce.get('phases_s'))}",
                   "", *budget_table(reproduce["budget"], section.get("matmul"))]
+    return lines
+
+
+PROCESS_KINDS = ("notebook kernel", "test process", "cxr command", "other")
+
+
+def processes_lines(section: dict) -> list[str]:
+    """Each make target's CPU seconds by recipe line and kind of process, and what
+    importing TensorFlow in a fresh process costs (``benchmarks.processes``)."""
+    rows, imports = [], section.get("tensorflow_import") or {}
+    for target, block in section["targets"].items():
+        for phase, figures in ((block.get("processes") or {}).get("phases") or {}).items():
+            kinds = figures["kinds"]
+            kernels = kinds.get("notebook kernel", {})
+            rows.append([f"`make {target}`", f"`{phase}`", num(figures["wall_s"]),
+                         num(figures["cpu_s"]), str(figures["processes"]),
+                         str(figures["tensorflow_processes"]), str(kernels.get("processes", 0)),
+                         *[num(kinds.get(k, {}).get("cpu_s", 0)) for k in PROCESS_KINDS]])
+    if not rows:
+        return []
+    lines = ["", "**Where the newcomer's loops spend their CPU** (each make target's process "
+             "tree polled every 0.2 s: CPU seconds by recipe line and kind of process; a "
+             "process that loaded TensorFlow's library is counted under *TensorFlow*):", "",
+             *table(["Command", "Recipe line", "Wall (s)", "CPU (s)", "Processes",
+                     "TensorFlow", "Kernels", "Kernel CPU (s)", "Test-process CPU (s)",
+                     "cxr CPU (s)", "Other CPU (s)"], rows, "llrrrrrrrrr")]
+    test = (section["targets"].get("test") or {}).get("processes")
+    if imports.get("cpu_s") and test:
+        spent = imports["cpu_s"] * test["tensorflow_processes"]
+        lines += ["", f"A fresh Python process takes {num(imports['cpu_s'])} CPU-s "
+                  f"({num(imports['wall_s'])} s) to start and import TensorFlow and Keras here "
+                  f"(median of {imports['repeats']}, measured in the same run). `make test` "
+                  f"started {test['tensorflow_processes']} processes that loaded TensorFlow "
+                  f"({test['processes']} processes in all): at that price about "
+                  f"{num(spent)} of its {num(test['polled_cpu_s'])} CPU-s "
+                  f"({spent / test['polled_cpu_s']:.0%}) are imports before any test runs "
+                  f"(the operating system counts {num(test['all_children_cpu_s'])} CPU-s for "
+                  f"all its finished processes)."]
     return lines
 
 

@@ -40,25 +40,30 @@ def tree_rss(process) -> tuple[int, int]:
 
 
 def run_measured(command: list[str], env: dict, log_path: Path, cwd: Path = REPO) -> dict:
-    """Run a command; its wall time, exit code and peak resident memory (polled)."""
+    """Run a command; its wall time, exit code, peak resident memory and the CPU seconds
+    of its processes by phase and kind (``benchmarks.processes``), all polled."""
     import psutil
+
+    from benchmarks.processes import Tree
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     peak_total = peak_single = 0
     start = time.perf_counter()
     with open(log_path, "w") as log:
         process = psutil.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        tree = Tree(process)
         while process.poll() is None:
             try:
                 total, single = tree_rss(process)
             except psutil.NoSuchProcess:
                 break
+            tree.poll()
             peak_total, peak_single = max(peak_total, total), max(peak_single, single)
             time.sleep(POLL_S)
         code = process.wait()
     return {"wall_s": time.perf_counter() - start, "exit_code": code,
             "peak_rss_mb": peak_total / 2**20, "peak_rss_single_process_mb": peak_single / 2**20,
-            "log": str(log_path)}
+            "processes": tree.summary(), "log": str(log_path)}
 
 
 def batch_command(profile: str, data_dir: Path, out: Path, cache: Path, help_text: str,

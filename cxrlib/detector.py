@@ -247,7 +247,8 @@ def train_and_predict(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, 
         history = training.fit(model, x_fit, y_fit, loss="sparse_categorical_crossentropy",
                                epochs=config.epochs, batch_size=config.batch_size,
                                learning_rate=config.learning_rate,
-                               validation=(x_val, y_val), early_stopping=config.early_stopping)
+                               validation=(x_val, y_val), early_stopping=config.early_stopping,
+                               seed=config.seed + 1000 * config.fold)
         proba = training.predict(model, x_test)
     predictions = table.iloc[test][["path", "patient_id", "source", "class", "label"]].copy()
     for i, name in enumerate(CLASSES):
@@ -295,7 +296,8 @@ def _train_end_to_end(table, fit_rows, val_rows, test_rows, config: Config,
                            loss="sparse_categorical_crossentropy", epochs=config.epochs,
                            batch_size=config.batch_size, learning_rate=config.learning_rate,
                            validation=(load(val_rows), table["label"].iloc[val_rows].to_numpy()),
-                           early_stopping=config.early_stopping)
+                           early_stopping=config.early_stopping,
+                           seed=config.seed + 1000 * config.fold)
     return model, history, training.predict(model, load(test_rows))
 
 

@@ -312,13 +312,15 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, vectors: dict,
             test_x = apply_standardization(test_x, lengths(test_rows), *stats)
         training.set_seed(config.seed + 1000 * fold)
         if config.finetune:
-            model, history, score = _finetune(train_rows, test_rows, train_y, test_y, config)
+            model, history, score = _finetune(train_rows, test_rows, train_y, test_y, config,
+                                              seed=config.seed + 1000 * fold)
         else:
             model = _head(config, train_x.shape[-1], steps)
             history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
                                    epochs=config.epochs, batch_size=config.batch_size,
                                    learning_rate=config.learning_rate,
-                                   lr_decay=config.lr_decay, validation=(test_x, test_y))
+                                   lr_decay=config.lr_decay, validation=(test_x, test_y),
+                                   seed=config.seed + 1000 * fold)
             score = training.predict(model, test_x)[:, 0]
         baselines, fitted = _baseline_scores(train_x, train_y, test_x, lengths(test_rows),
                                              lengths(train_rows), config.seed)
@@ -346,7 +348,7 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, vectors: dict,
     return table, pd.concat(histories, ignore_index=True), trained
 
 
-def _finetune(train_rows, test_rows, train_y, test_y, config: Config):
+def _finetune(train_rows, test_rows, train_y, test_y, config: Config, seed: int):
     """End-to-end training through the backbone (TimeDistributed): for GPU users."""
     from cxrlib.images import load_image
 
@@ -362,7 +364,7 @@ def _finetune(train_rows, test_rows, train_y, test_y, config: Config):
     history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
                            epochs=config.epochs, batch_size=config.batch_size,
                            learning_rate=config.learning_rate, lr_decay=config.lr_decay,
-                           validation=(test_x, test_y))
+                           validation=(test_x, test_y), seed=seed)
     return model, history, training.predict(model, test_x)[:, 0]
 
 

@@ -1,6 +1,7 @@
 """Seeding, fitting and saving Keras models, shared by ProgNet and the detector."""
 from __future__ import annotations
 
+import math
 import os
 import random
 from pathlib import Path
@@ -49,14 +50,17 @@ def make_optimizer(learning_rate: float = 1e-4, lr_decay: float | None = None):
 
 
 def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: int,
-        batch_size: int, learning_rate: float, lr_decay: float | None = None,
+        batch_size: int, learning_rate: float, seed: int, lr_decay: float | None = None,
         validation: tuple[np.ndarray, np.ndarray] | None = None,
         early_stopping: int | None = None, callbacks: list | None = None) -> pd.DataFrame:
     """Compile and train ``model``; return the history as a table (one row per epoch).
 
-    ``validation`` is only watched (curves, and early stopping when ``early_stopping`` is a
-    patience in epochs, restoring the best weights); it never trains the model. Extra Keras
-    ``callbacks`` (e.g. a timer) are passed through.
+    Every epoch visits the training rows in a new order (``epoch_orders(seed)``), as
+    ``fit(shuffle=True)`` did in the Keras of 2020; given NumPy arrays after
+    ``keras.utils.set_random_seed``, Keras 3 repeats its first epoch's order in every
+    epoch (docs/deviations.md, T1). ``validation`` is only watched (curves, and early
+    stopping when ``early_stopping`` is a patience in epochs, restoring the best weights);
+    it never trains the model. Extra Keras ``callbacks`` (e.g. a timer) are passed through.
     """
     import keras
 
@@ -68,12 +72,42 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: i
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=early_stopping, restore_best_weights=True))
     watched = None if validation is None else batched(validation, batch_size)
-    history = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
-                        validation_data=watched, shuffle=True, verbose=0,
-                        callbacks=callbacks)
+    orders = epoch_orders(len(x_train), epochs, seed)
+    history = model.fit(shuffled_batches((x_train, y_train), batch_size, orders),
+                        epochs=epochs, steps_per_epoch=math.ceil(len(x_train) / batch_size),
+                        validation_data=watched, shuffle=False, verbose=0, callbacks=callbacks)
     table = pd.DataFrame(history.history)
     table.insert(0, "epoch", np.arange(1, len(table) + 1))
     return table
+
+
+def epoch_orders(n_rows: int, epochs: int, seed: int) -> np.ndarray:
+    """The order in which each epoch visits ``n_rows`` training rows: one new permutation
+    per epoch, drawn from ``seed`` (an ``epochs`` x ``n_rows`` array)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(n_rows) for _ in range(epochs)]) if epochs else \
+        np.zeros((0, n_rows), dtype=np.int64)
+
+
+def shuffled_batches(arrays: tuple[np.ndarray, ...], batch_size: int, orders: np.ndarray):
+    """The training batches of every epoch as one ``tf.data`` pipeline: epoch after epoch
+    (one row of ``orders`` each), that epoch's rows in its order, cut into ``batch_size``
+    batches with the last one shorter, as Keras cuts them. Keras reads it with one
+    iterator for all epochs (``steps_per_epoch``), instead of starting a new one each
+    epoch."""
+    import tensorflow as tf
+
+    def cut(order):
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    def gather(index, data):
+        return tuple(tf.gather(array, index, axis=0) for array in data)
+
+    indices = tf.data.Dataset.from_tensor_slices(orders.astype(np.int64)).flat_map(cut)
+    data = tf.data.Dataset.from_tensors(tuple(arrays)).repeat()
+    options = tf.data.Options()  # as Keras' own array pipeline: no graph rewriting, which
+    options.experimental_optimization.apply_default_optimizations = False  # copies the data
+    return tf.data.Dataset.zip((indices, data)).map(gather).with_options(options)
 
 
 def build_before_tracing(model, x: np.ndarray, y: np.ndarray) -> None:

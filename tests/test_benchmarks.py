@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -108,6 +109,53 @@ def test_run_measured_reports_wall_time_memory_and_exit_code(tmp_path: Path) -> 
     assert block["exit_code"] == 3 and block["wall_s"] > 0
     assert block["peak_rss_mb"] >= block["peak_rss_single_process_mb"] > 0
     assert (tmp_path / "logs" / "run.log").is_file()
+
+
+def test_run_measured_adds_up_cpu_by_recipe_line_and_kind(tmp_path: Path) -> None:
+    """A make target's processes, polled: each recipe line's CPU is its own, a process
+    that maps TensorFlow's library (here a stand-in file of that name) is counted, and the
+    polled total agrees with what the operating system counted."""
+    from benchmarks.whole import run_measured
+
+    library = tmp_path / "libtensorflow_framework.so.2"
+    library.write_bytes(b"\0" * 4096)
+    busy = "import time; t = time.process_time(); exec('while time.process_time() - t < 1.5: pass')"
+    mapped = (f"import mmap, time; f = open({str(library)!r}, 'rb'); "
+              "m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); t = time.process_time(); "
+              "exec('while time.process_time() - t < 3.0: pass')")
+    (tmp_path / "busy.py").write_text(busy)
+    (tmp_path / "mapped.py").write_text(mapped)
+    (tmp_path / "Makefile").write_text(
+        f"all:\n\t{sys.executable} busy.py\n\t{sys.executable} mapped.py\n")
+    block = run_measured(["make", "-s", "-C", str(tmp_path)], {**os.environ},
+                         tmp_path / "make.log", cwd=tmp_path)
+    summary = block["processes"]
+    phases = summary["phases"]
+    assert list(phases) == ["(make itself)", "python busy.py", "python mapped.py"], phases
+    assert phases["python busy.py"]["cpu_s"] == pytest.approx(1.5, abs=0.6)
+    assert phases["python busy.py"]["tensorflow_processes"] == 0
+    assert phases["python mapped.py"]["tensorflow_processes"] == 1
+    assert phases["python mapped.py"]["cpu_s"] > 2.0
+    assert set(phases["python mapped.py"]["kinds"]) == {"other"}
+    assert set(phases["(make itself)"]["kinds"]) == {"other"}
+    assert summary["tensorflow_processes"] == 1 and summary["processes"] == 3
+    assert summary["polled_cpu_s"] == pytest.approx(summary["all_children_cpu_s"], abs=0.8)
+
+
+def test_phase_labels_name_the_recipe_line() -> None:
+    from benchmarks.processes import kind_of, phase_label
+
+    assert phase_label(".venv/bin/python -m pytest -n 2 --dist loadgroup tests") == "pytest tests"
+    assert phase_label("/x/.venv/bin/cxr data sample --out data/sample") == "cxr data sample"
+    assert phase_label(".venv/bin/cxr batch --profile quick --out q") == "cxr batch (quick)"
+    assert phase_label("/bin/sh -c cd x && .venv/bin/cxr batch") == "cd x"
+    assert phase_label("/bin/sh -c .venv/bin/cxr batch --profile sample | tee l") == "cxr batch (sample)"
+    assert phase_label("/usr/bin/python3 -u child.py --flag") == "python3 child.py"
+    assert kind_of("/v/bin/python -m ipykernel_launcher -f k.json") == "notebook kernel"
+    assert kind_of("/v/bin/python -u -c import sys;exec(eval(sys.stdin.readline()))") == "test process"
+    assert kind_of("/v/bin/python -m pytest -n 2 tests") == "test process"
+    assert kind_of("/v/bin/python /v/bin/cxr batch --profile quick") == "cxr command"
+    assert kind_of("make -C /tmp/pytest-of-root/x test") == "other"  # a path is not a program
 
 
 def _earlier_result() -> dict:

@@ -129,6 +129,19 @@ def test_budget_and_loops_render() -> None:
                  "pytest": [{"summary": "400 passed", "seconds": 120.0}]}}}
     text = "\n".join(render.loops_lines(loops_section))
     assert "| `make test` | 4.00 | 400 passed in 2.00 min | ok |" in text
+    assert "Where the newcomer's loops spend their CPU" not in text  # not measured: no table
+    kinds = {"test process": {"processes": 3, "tensorflow_processes": 3, "cpu_s": 300.0},
+             "notebook kernel": {"processes": 5, "tensorflow_processes": 4, "cpu_s": 100.0}}
+    loops_section["targets"]["test"]["processes"] = {
+        "phases": {"pytest tests": {"processes": 8, "tensorflow_processes": 7, "cpu_s": 400.0,
+                                    "wall_s": 210.0, "kinds": kinds}},
+        "polled_cpu_s": 400.0, "all_children_cpu_s": 410.0, "processes": 8,
+        "tensorflow_processes": 7}
+    loops_section["tensorflow_import"] = {"repeats": 3, "cpu_s": 10.0, "wall_s": 11.0}
+    text = "\n".join(render.loops_lines(loops_section))
+    assert "| `make test` | `pytest tests` | 210 | 400 | 8 | 7 | 5 | 100 | 300 | 0 | 0 |" in text
+    assert "takes 10.0 CPU-s (11.0 s)" in text and "started 7 processes" in text
+    assert "about 70.0 of its 400 CPU-s (18%)" in text and "counts 410 CPU-s" in text
 
 
 def test_pytest_phases_reads_closing_lines(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""training.fit: its faster paths (the watched data's pipeline, the variables built before
-tracing) compute exactly Keras' own numbers."""
+"""training.fit: a new order of the training rows every epoch, drawn from the seed; apart
+from that order, exactly Keras' own numbers (the watched data's pipeline, the variables
+built before tracing, one iterator for all epochs)."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,28 +17,81 @@ def _model():
     return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
 
 
-def test_watched_batches_are_the_ones_keras_cuts_and_the_curves_are_identical() -> None:
+def test_each_epoch_visits_the_rows_in_a_new_order_drawn_from_the_seed() -> None:
+    orders = training.epoch_orders(10, 4, seed=7)
+    assert orders.shape == (4, 10)
+    assert all(sorted(order) == list(range(10)) for order in orders)  # each a permutation
+    assert len({tuple(order) for order in orders}) == 4  # a new order every epoch
+    assert np.array_equal(orders, training.epoch_orders(10, 4, seed=7))
+    assert not np.array_equal(orders, training.epoch_orders(10, 4, seed=8))
+    assert training.epoch_orders(10, 0, seed=7).shape == (0, 10)
+
+
+def test_shuffled_batches_cut_each_epoch_as_keras_does() -> None:
+    x, y = np.arange(70 * 2, dtype="float32").reshape(70, 2), np.arange(70)
+    orders = training.epoch_orders(70, 2, seed=0)
+    batches = [(bx.numpy(), by.numpy()) for bx, by in training.shuffled_batches((x, y), 32, orders)]
+    assert [len(b[1]) for b in batches] == [32, 32, 6, 32, 32, 6]  # no batch spans two epochs
+    for epoch, order in enumerate(orders):
+        seen = np.concatenate([b[1] for b in batches[3 * epoch:3 * epoch + 3]])
+        assert np.array_equal(seen, y[order])
+        assert np.array_equal(np.concatenate([b[0] for b in batches[3 * epoch:3 * epoch + 3]]),
+                              x[order])
+
+
+def test_training_is_keras_fed_each_epochs_order_bit_for_bit() -> None:
+    """training.fit equals plain Keras trained one epoch at a time on the rows in that
+    epoch's order (no shuffling of its own), watched fold included: the same weights and
+    the same curves, to the bit. So the only change from Keras is the order itself."""
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(70, 6)).astype("float32"), rng.integers(0, 3, 70)
     xv, yv = rng.normal(size=(75, 6)).astype("float32"), rng.integers(0, 3, 75)
     sizes = [len(b[0]) for b in training.batched((xv, yv), 32)]
-    assert sizes == [32, 32, 11]  # several batches, the last one shorter
+    assert sizes == [32, 32, 11]  # several watched batches, the last one shorter
     training.set_seed(3)
     ours_model = _model()
     ours = training.fit(ours_model, x, y, loss="sparse_categorical_crossentropy", epochs=4,
-                        batch_size=32, learning_rate=1e-2, validation=(xv, yv))
+                        batch_size=32, learning_rate=1e-2, validation=(xv, yv), seed=5)
     training.set_seed(3)
     model = _model()
     model.compile(optimizer=training.make_optimizer(1e-2), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    history = model.fit(x, y, epochs=4, batch_size=32, validation_data=(xv, yv), shuffle=True,
-                        verbose=0)
-    keras_own = pd.DataFrame(history.history)
+    rows = []
+    for order in training.epoch_orders(70, 4, seed=5):
+        history = model.fit(x[order], y[order], epochs=1, batch_size=32, shuffle=False,
+                            validation_data=(xv, yv), verbose=0)
+        rows.append({k: v[0] for k, v in history.history.items()})
+    keras_own = pd.DataFrame(rows)
     assert list(ours.columns) == ["epoch", *keras_own.columns]
     for column in keras_own.columns:  # bit for bit, training and watched curves alike
         assert np.array_equal(ours[column].to_numpy(), keras_own[column].to_numpy()), column
     for mine, theirs in zip(ours_model.get_weights(), model.get_weights(), strict=True):
         assert np.array_equal(mine, theirs)
+
+
+def test_keras_alone_repeats_its_first_epochs_order() -> None:
+    """Why training.fit draws the orders itself (docs/deviations.md, T1): seeded, Keras 3
+    given NumPy arrays shows every epoch the rows in its first epoch's order. If a Keras
+    release reshuffles again, this fails, and T1 can say so."""
+    import keras
+    import tensorflow as tf
+
+    seen: list[list[int]] = []
+
+    class Recording(keras.Model):
+        def train_step(self, data):
+            tf.py_function(lambda v: seen.append(v.numpy().astype(int).tolist()), [data[1]], [])
+            return super().train_step(data)
+
+    training.set_seed(0)
+    inputs = keras.Input((1,))
+    model = Recording(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.arange(10, dtype="float32")[:, None], np.arange(10, dtype="float32")
+    model.fit(x, y, batch_size=5, epochs=3, shuffle=True, verbose=0)
+    epochs = [seen[0] + seen[1], seen[2] + seen[3], seen[4] + seen[5]]
+    assert sorted(epochs[0]) == list(range(10)) and epochs[0] != list(range(10))  # shuffled
+    assert epochs[1] == epochs[0] and epochs[2] == epochs[0]  # and never again
 
 
 def _count_traces(model) -> list:
@@ -60,7 +114,7 @@ def test_the_training_function_is_traced_once() -> None:
     model = _model()
     traces = _count_traces(model)
     training.fit(model, x, y, loss="sparse_categorical_crossentropy", epochs=3, batch_size=16,
-                 learning_rate=1e-2, validation=(x[:10], y[:10]))
+                 learning_rate=1e-2, validation=(x[:10], y[:10]), seed=0)
     assert len(traces) == 1
     training.set_seed(0)
     plain = _model()  # Keras alone: its first trace creates the variables, then it traces again

@@ -25,7 +25,7 @@ def test_a_group_runs_in_one_process(tmp_path: Path) -> None:
         (tmp_path / name).write_text(GROUPED)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v",
-         "-p", "no:cacheprovider", "-p", "no:randomly", str(tmp_path)],
+         "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:nbval", str(tmp_path)],
         cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     workers = re.findall(r"\[(gw\d+)\] .*PASSED", result.stdout)
