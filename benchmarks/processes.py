@@ -104,19 +104,22 @@ class Tree:
         self.seen: dict[tuple[int, float], Seen] = {}
         self.children_start = _children_cpu()
 
-    def poll(self) -> None:
+    def poll(self) -> tuple[int, int]:
+        """Read every live process of the tree once; return (total, largest single)
+        resident bytes of the tree, for the peak memory."""
         import psutil
 
         try:
             members = [self.root, *self.root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            return
-        now = time.time()
+            return 0, 0
+        now, sizes = time.time(), []
         for process in members:
             try:
                 with process.oneshot():
                     key = (process.pid, process.create_time())
                     times = process.cpu_times()
+                    sizes.append(process.memory_info().rss)
                     seen = self.seen.get(key)
                     if seen is None:
                         seen = self.seen[key] = Seen(process.pid, process.ppid(), key[1],
@@ -126,11 +129,13 @@ class Tree:
                 continue
             if not seen.tensorflow and seen.cpu_s > 1.0 and now - seen.checked > TF_CHECK_S:
                 seen.tensorflow, seen.checked = loaded_tensorflow(seen.pid), now
+        return sum(sizes), max(sizes, default=0)
 
     def summary(self) -> dict:
         """CPU seconds by phase and kind, the processes that loaded TensorFlow, and the
         operating system's total for comparison."""
-        by_pid = {s.pid: s for s in sorted(self.seen.values(), key=lambda s: s.started)}
+        in_order = sorted(self.seen.values(), key=lambda s: s.started)
+        by_pid = {s.pid: s for s in in_order}  # a reused pid: its latest process
         root_pid = self.root.pid
 
         def line_of(seen: Seen) -> Seen:  # the child of the root it descends from
@@ -139,15 +144,17 @@ class Tree:
             return seen
 
         labels: dict[int, str] = {}  # one label per recipe line, numbered when repeated
-        for seen in sorted(self.seen.values(), key=lambda s: s.started):
+        lines: list[tuple[Seen, str]] = []  # each process with its recipe line's label
+        for seen in in_order:
             top = line_of(seen)
             if top.pid not in labels:
                 label = "(make itself)" if top.pid == root_pid else phase_label(top.command)
                 taken = sum(1 for v in labels.values() if v.split(" #")[0] == label)
                 labels[top.pid] = label if not taken else f"{label} #{taken + 1}"
+            lines.append((seen, labels[top.pid]))
         phases: dict[str, dict] = {}
-        for seen in self.seen.values():
-            block = phases.setdefault(labels[line_of(seen).pid], {"processes": 0, "tensorflow_processes": 0,
+        for seen, line in lines:
+            block = phases.setdefault(line, {"processes": 0, "tensorflow_processes": 0,
                                                      "cpu_s": 0.0, "first": seen.started,
                                                      "last": seen.last, "kinds": {}})
             kind = block["kinds"].setdefault(kind_of(seen.command),

@@ -350,12 +350,11 @@ def loops_lines(section: dict | None) -> list[str]:
     return lines
 
 
-PROCESS_KINDS = ("notebook kernel", "test process", "cxr command", "other")
-
-
 def processes_lines(section: dict) -> list[str]:
     """Each make target's CPU seconds by recipe line and kind of process, and what
     importing TensorFlow in a fresh process costs (``benchmarks.processes``)."""
+    from benchmarks.processes import KINDS, OTHER
+
     rows, imports = [], section.get("tensorflow_import") or {}
     for target, block in section["targets"].items():
         for phase, figures in ((block.get("processes") or {}).get("phases") or {}).items():
@@ -364,7 +363,7 @@ def processes_lines(section: dict) -> list[str]:
             rows.append([f"`make {target}`", f"`{phase}`", num(figures["wall_s"]),
                          num(figures["cpu_s"]), str(figures["processes"]),
                          str(figures["tensorflow_processes"]), str(kernels.get("processes", 0)),
-                         *[num(kinds.get(k, {}).get("cpu_s", 0)) for k in PROCESS_KINDS]])
+                         *[num(kinds.get(k, {}).get("cpu_s", 0)) for k in (*KINDS, OTHER)]])
     if not rows:
         return []
     lines = ["", "**Where the newcomer's loops spend their CPU** (each make target's process "

@@ -26,19 +26,6 @@ def batch_help() -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def tree_rss(process) -> tuple[int, int]:
-    """(total, largest single) resident bytes of a process and all its descendants."""
-    import psutil
-
-    sizes = []
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            sizes.append(member.memory_info().rss)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return sum(sizes), max(sizes, default=0)
-
-
 def run_measured(command: list[str], env: dict, log_path: Path, cwd: Path = REPO) -> dict:
     """Run a command; its wall time, exit code, peak resident memory and the CPU seconds
     of its processes by phase and kind (``benchmarks.processes``), all polled."""
@@ -53,11 +40,7 @@ def run_measured(command: list[str], env: dict, log_path: Path, cwd: Path = REPO
         process = psutil.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         tree = Tree(process)
         while process.poll() is None:
-            try:
-                total, single = tree_rss(process)
-            except psutil.NoSuchProcess:
-                break
-            tree.poll()
+            total, single = tree.poll()
             peak_total, peak_single = max(peak_total, total), max(peak_single, single)
             time.sleep(POLL_S)
         code = process.wait()
