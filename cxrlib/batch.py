@@ -23,6 +23,7 @@ runs are there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import threading
@@ -71,7 +72,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                   "detector": {**PAPER_DETECTOR, "base": "paper", "weights": None,
                                "trainable": True, "augment_copies": 0}},
 }
-REPORTS = ("explore", "comparisons", "qualitative", "use")
+REPORTS = ("qualitative", "comparisons", "use", "explore")  # they run in parallel: longest first
 GIB = 1024 ** 3
 MEMORY_PER_RUN = 3 * GIB  # a kernel with TensorFlow and one backbone, measured ~1.5-2.5 GB
 
@@ -297,11 +298,49 @@ def run_order(batch_runs: list[Run]) -> list[Run]:
     return sorted(batch_runs, key=lambda run: run.notebook != "detector")
 
 
+class Workers:
+    """Threads that execute notebooks, each in a warm kernel of its own
+    (``runs.WarmKernel``, started on its first notebook) or, with ``warm_kernels=False``,
+    in a fresh kernel per notebook. A batch's runs and then its reports share them, so the
+    reports start in kernels that have imported everything already. Use it as a context
+    manager: leaving it shuts the kernels down."""
+
+    def __init__(self, workers: int = 1, warm_kernels: bool = True):
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        self.warm_kernels = warm_kernels
+        self._local, self._kernels, self._lock = threading.local(), [], threading.Lock()
+
+    def kernel(self) -> runs.WarmKernel | None:
+        """This thread's warm kernel (``None`` with fresh kernels)."""
+        if self.warm_kernels and not hasattr(self._local, "kernel"):
+            self._local.kernel = runs.WarmKernel()
+            with self._lock:
+                self._kernels.append(self._local.kernel)
+        return getattr(self._local, "kernel", None)
+
+    def as_completed(self, function: Callable, items: Iterable) -> Iterable:
+        """``function(item, kernel)`` for every item, in parallel; results as they finish."""
+        futures = [self.pool.submit(lambda item=item: function(item, self.kernel()))
+                   for item in items]
+        for future in as_completed(futures):
+            yield future.result()
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True)
+        for kernel in self._kernels:
+            kernel.shutdown()
+
+
 def run_all(batch: Batch, workers: int = 1, submit: Callable | None = None,
-            progress: bool = True, warm_kernels: bool = True) -> list[Run]:
-    """Execute the runs in parallel threads, or with ``submit`` (e.g. a Dask client's)
-    when given. Each thread keeps one warm kernel (``runs.WarmKernel``) and executes its
-    runs in it one after another; ``warm_kernels=False`` starts a fresh kernel per run."""
+            progress: bool = True, warm_kernels: bool = True,
+            pool: Workers | None = None) -> list[Run]:
+    """Execute the runs in parallel threads (``pool``, or ``workers`` new ones), or with
+    ``submit`` (e.g. a Dask client's) when given. Each thread keeps one warm kernel and
+    executes its runs in it one after another; ``warm_kernels=False`` starts a fresh
+    kernel per run."""
     bar = tqdm(total=len(batch.runs), desc=f"runs ({batch.profile})", unit="run",
                disable=not progress)
     finished: list[Run] = []
@@ -313,23 +352,11 @@ def run_all(batch: Batch, workers: int = 1, submit: Callable | None = None,
             finished.append(future.result())
             bar.update(1)
     else:
-        local, kernels = threading.local(), []
-
-        def work(run: Run) -> Run:
-            if warm_kernels and not hasattr(local, "kernel"):
-                local.kernel = runs.WarmKernel()
-                kernels.append(local.kernel)
-            return execute(run, getattr(local, "kernel", None))
-
-        try:
-            with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-                futures = [pool.submit(work, run) for run in run_order(batch.runs)]
-                for future in as_completed(futures):
-                    finished.append(future.result())
-                    bar.update(1)
-        finally:
-            for kernel in kernels:
-                kernel.shutdown()
+        with contextlib.ExitStack() as stack:
+            pool = pool or stack.enter_context(Workers(workers, warm_kernels))
+            for run in pool.as_completed(execute, run_order(batch.runs)):
+                finished.append(run)
+                bar.update(1)
     bar.close()
     by_label = {run.label: run for run in finished}  # back in the plan's order
     batch.runs = [by_label.get(run.label, run) for run in batch.runs]
@@ -337,14 +364,22 @@ def run_all(batch: Batch, workers: int = 1, submit: Callable | None = None,
 
 
 def run_reports(batch: Batch, reports: Iterable[str] = REPORTS, progress: bool = False,
-                warm_kernels: bool = True) -> list[Run]:
+                warm_kernels: bool = True, pool: Workers | None = None) -> list[Run]:
     """Execute the data chapter (into ``exploration/``) and the report chapters (04-06)
-    on whatever finished runs the output folder holds, one after another in one warm
-    kernel (``warm_kernels=False``: a fresh kernel each)."""
-    with runs.WarmKernel() as kernel:
-        return [_run_report(batch, name, kernel if warm_kernels else None)
-                for name in tqdm(list(reports), desc="reports", unit="notebook",
-                                 disable=not progress)]
+    on whatever finished runs the output folder holds, in parallel on ``pool``'s kernels
+    (else in one new warm kernel; ``warm_kernels=False``: a fresh kernel each). Each
+    writes files of its own; none reads another's. Returned in the order of ``reports``."""
+    reports = list(reports)
+    bar = tqdm(total=len(reports), desc="reports", unit="notebook", disable=not progress)
+    done = {}
+    with contextlib.ExitStack() as stack:
+        pool = pool or stack.enter_context(Workers(1, warm_kernels))
+        for report in pool.as_completed(lambda name, kernel: _run_report(batch, name, kernel),
+                                        reports):
+            done[report.label] = report
+            bar.update(1)
+    bar.close()
+    return [done[name] for name in reports]
 
 
 def _run_report(batch: Batch, name: str, kernel: runs.WarmKernel | None) -> Run:
@@ -389,23 +424,23 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
     workers = workers or default_workers()
     started = time.perf_counter()
     timer = io.Timer()
+    if executor not in ("local", "dask"):
+        raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
+    if executor == "dask" and not scheduler:
+        raise ConfigError("--executor dask needs --scheduler ADDRESS")
     with timer("prepare_features"):
         prepare_features(batch, progress=progress)
-    with timer("runs"):
-        if executor == "dask":
-            from distributed import Client
+    with Workers(workers, warm_kernels) as pool:  # the runs' kernels, then the reports'
+        with timer("runs"):
+            if executor == "dask":
+                from distributed import Client
 
-            if not scheduler:
-                raise ConfigError("--executor dask needs --scheduler ADDRESS")
-            with Client(scheduler) as client:
-                finished = run_all(batch, submit=client.submit, progress=progress)
-        elif executor == "local":
-            finished = run_all(batch, workers, progress=progress, warm_kernels=warm_kernels)
-        else:
-            raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
-    with timer("reports"):
-        report_runs = (run_reports(batch, progress=progress, warm_kernels=warm_kernels)
-                       if reports else [])
+                with Client(scheduler) as client:
+                    finished = run_all(batch, submit=client.submit, progress=progress)
+            else:
+                finished = run_all(batch, progress=progress, pool=pool)
+        with timer("reports"):
+            report_runs = run_reports(batch, progress=progress, pool=pool) if reports else []
     table = summary_table(finished + report_runs)
     io.write_csv(batch.out / "batch_summary.csv", table)
     io.write_json(batch.out / "batch.json", {

@@ -1,9 +1,11 @@
 """Seeding, fitting and saving Keras models, shared by ProgNet and the detector."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,8 @@ import pandas as pd
 from cxrlib.io import partial_path
 
 _DETERMINISM_ON = False
+_TRAINERS = threading.local()  # per thread: compiled twins by architecture (see _trainer)
+KEEP_TRAINERS = 4  # twins kept per thread; the least recently used one is dropped
 
 
 def set_seed(seed: int) -> None:
@@ -60,25 +64,112 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: i
     ``keras.utils.set_random_seed``, Keras 3 repeats its first epoch's order in every
     epoch (docs/deviations.md, T1). ``validation`` is only watched (curves, and early
     stopping when ``early_stopping`` is a patience in epochs, restoring the best weights);
-    it never trains the model. Extra Keras ``callbacks`` (e.g. a timer) are passed through.
+    it never trains the model. Extra Keras ``callbacks`` (e.g. a timer) are passed through
+    (they see the compiled twin that trains, see ``_trainer``).
+
+    ``model`` ends trained but not compiled: the training runs in a compiled twin of it
+    that this thread keeps for the next training of the same architecture and settings,
+    so TensorFlow traces and optimises the training step once per architecture, not
+    once per training (about 2 s each on this project's CPU). Every training still starts
+    from ``model``'s own initial weights and random-generator states and a fresh
+    optimizer, so the numbers are those of a new model (``tests/test_training.py``
+    compares them bit for bit).
     """
     import keras
 
-    model.compile(optimizer=make_optimizer(learning_rate, lr_decay), loss=loss,
-                  metrics=["accuracy"])
-    build_before_tracing(model, x_train, y_train)
+    trainer = _trainer(model, loss, learning_rate, lr_decay, x_train, y_train)
+    _copy_state(model, trainer)
     callbacks = list(callbacks or [])
     if early_stopping and validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=early_stopping, restore_best_weights=True))
     watched = None if validation is None else batched(validation, batch_size)
     orders = epoch_orders(len(x_train), epochs, seed)
-    history = model.fit(shuffled_batches((x_train, y_train), batch_size, orders),
-                        epochs=epochs, steps_per_epoch=math.ceil(len(x_train) / batch_size),
-                        validation_data=watched, shuffle=False, verbose=0, callbacks=callbacks)
+    history = trainer.fit(shuffled_batches((x_train, y_train), batch_size, orders),
+                          epochs=epochs, steps_per_epoch=math.ceil(len(x_train) / batch_size),
+                          validation_data=watched, shuffle=False, verbose=0, callbacks=callbacks)
+    _copy_state(trainer, model)
     table = pd.DataFrame(history.history)
     table.insert(0, "epoch", np.arange(1, len(table) + 1))
     return table
+
+
+def _architecture(model) -> str | None:
+    """What makes two models interchangeable for training: their configuration (layer
+    names included; the model's own name, often Keras' counter, left out) and every
+    variable's shape and dtype (not their paths, which hold Keras' running counters);
+    ``None`` when the model has no configuration."""
+    try:
+        config = {**model.get_config(), "name": None}
+    except NotImplementedError:
+        return None
+    variables = [(tuple(v.shape), str(v.dtype)) for v in model.variables]
+    return json.dumps([type(model).__name__, config, variables], sort_keys=True, default=repr)
+
+
+def _trainer(model, loss: str, learning_rate: float, lr_decay: float | None,
+             x: np.ndarray, y: np.ndarray):
+    """A compiled model of ``model``'s architecture with a fresh optimizer: the one this
+    thread kept from an earlier training with the same settings (its optimizer and
+    metric variables set back to their values before any step), else a new one. A model
+    of a class of its own (not Keras' functional or sequential models) trains itself.
+
+    A new twin is built from ``model``'s configuration with Python's random state saved
+    and restored around it (Keras draws initializer seeds from it), so building it
+    changes no random number a caller draws later."""
+    import keras
+
+    architecture = _architecture(model)
+    if architecture is None or not type(model).__module__.startswith("keras."):
+        model.compile(optimizer=make_optimizer(learning_rate, lr_decay), loss=loss,
+                      metrics=["accuracy"])
+        build_before_tracing(model, x, y)
+        return model
+    key = (architecture, json.dumps([loss, learning_rate, lr_decay]))
+    kept = _TRAINERS.__dict__.setdefault("twins", {})
+    twin = kept.pop(key, None)
+    if twin is None:
+        state = random.getstate()
+        try:
+            twin = type(model).from_config(model.get_config())
+        finally:
+            random.setstate(state)
+        twin.compile(optimizer=make_optimizer(learning_rate, lr_decay), loss=loss,
+                     metrics=["accuracy"])
+        build_before_tracing(twin, x, y)
+        twin._cxr_fresh = [v.numpy() for v in _training_variables(twin)]
+    else:
+        for variable, value in zip(_training_variables(twin), twin._cxr_fresh, strict=True):
+            variable.assign(value)
+    kept[key] = twin  # the most recently used last
+    while len(kept) > KEEP_TRAINERS:
+        kept.pop(next(iter(kept)))
+    return twin
+
+
+def forget_trainers() -> None:
+    """Drop the compiled twins this thread keeps (the next training builds a new one)."""
+    _TRAINERS.__dict__.pop("twins", None)
+
+
+def _training_variables(model) -> list:
+    return [*model.optimizer.variables, *model.metrics_variables]
+
+
+def _copy_state(source, target) -> None:
+    """Set every variable of ``target`` (weights, random-generator states) to ``source``'s."""
+    if source is target:
+        return
+    for mine, theirs in zip(target.variables, source.variables, strict=True):
+        mine.assign(theirs)
+
+
+def _kept_twin(model):
+    """The compiled twin this thread keeps for ``model``'s architecture, if any."""
+    architecture = _architecture(model)
+    kept = getattr(_TRAINERS, "twins", {})
+    return next((twin for (kind, _), twin in reversed(kept.items()) if kind == architecture),
+                None)
 
 
 def epoch_orders(n_rows: int, epochs: int, seed: int) -> np.ndarray:
@@ -105,9 +196,22 @@ def shuffled_batches(arrays: tuple[np.ndarray, ...], batch_size: int, orders: np
 
     indices = tf.data.Dataset.from_tensor_slices(orders.astype(np.int64)).flat_map(cut)
     data = tf.data.Dataset.from_tensors(tuple(arrays)).repeat()
-    options = tf.data.Options()  # as Keras' own array pipeline: no graph rewriting, which
-    options.experimental_optimization.apply_default_optimizations = False  # copies the data
-    return tf.data.Dataset.zip((indices, data)).map(gather).with_options(options)
+    return tf.data.Dataset.zip((indices, data)).map(gather).with_options(plain_options())
+
+
+def plain_options():
+    """``tf.data`` options for the training and watched pipelines: no graph rewriting
+    (as Keras' own array pipeline; rewriting copies the data) and no autotuning (these
+    pipelines have nothing to tune: no parallel map, no prefetch). With autotuning on,
+    deleting the training pipeline's iterator at the end of ``fit`` waited 3.5 to 4.5 s
+    for its autotuning thread in about half of the trainings on this project's CPU.
+    Neither option changes a value the pipeline yields."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    options.autotune.enabled = False
+    return options
 
 
 def build_before_tracing(model, x: np.ndarray, y: np.ndarray) -> None:
@@ -132,11 +236,18 @@ def batched(arrays: tuple[np.ndarray, ...], batch_size: int):
     for arrays takes 30-50 ms to start at every epoch; this one about 1 ms."""
     import tensorflow as tf
 
-    return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size)
+    return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size).with_options(
+        plain_options())
 
 
 def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Model outputs for ``x`` as a NumPy array (no progress output)."""
+    """Model outputs for ``x`` as a NumPy array (no progress output). Computed by the
+    twin that trained a model of this architecture in this thread, if one is kept (its
+    prediction step is traced already), with ``model``'s weights."""
+    twin = _kept_twin(model)
+    if twin is not None:
+        _copy_state(model, twin)
+        model = twin
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
 
 

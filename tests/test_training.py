@@ -94,32 +94,116 @@ def test_keras_alone_repeats_its_first_epochs_order() -> None:
     assert epochs[1] == epochs[0] and epochs[2] == epochs[0]  # and never again
 
 
-def _count_traces(model) -> list:
-    """Replace the model's train_step by one that counts its Python calls: each call is a
-    trace (a traced function runs as a graph afterwards, without calling Python)."""
-    calls, step = [], model.train_step
+def _named_model(width: int = 8):
+    """A model whose layers have names of their own: two builds have the same
+    configuration, so their trainings share one compiled twin."""
+    import keras
 
-    def counted(data):
+    inputs = keras.Input((6,), name="x")
+    hidden = keras.layers.Dense(width, activation="relu", name="hidden")(inputs)
+    hidden = keras.layers.Dropout(0.3, name="drop")(hidden)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="proba")(hidden))
+
+
+def _count_traces(monkeypatch, model) -> list:
+    """Replace the train_step of the model's class by one that counts its Python calls:
+    each call is a trace (a traced function runs as a graph afterwards, without calling
+    Python). Counting on the class sees the compiled twin that trains too."""
+    calls, step = [], type(model).train_step
+
+    def counted(self, data):
         calls.append(1)
-        return step(data)
+        return step(self, data)
 
-    model.train_step = counted
+    monkeypatch.setattr(type(model), "train_step", counted)
     return calls
 
 
-def test_the_training_function_is_traced_once() -> None:
-    rng = np.random.default_rng(1)
-    x, y = rng.normal(size=(40, 6)).astype("float32"), rng.integers(0, 3, 40)
-    training.set_seed(0)
-    model = _model()
-    traces = _count_traces(model)
-    training.fit(model, x, y, loss="sparse_categorical_crossentropy", epochs=3, batch_size=16,
-                 learning_rate=1e-2, validation=(x[:10], y[:10]), seed=0)
+def _arrays(seed: int, n: int, n_watched: int):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, 6)).astype("float32"), rng.integers(0, 3, n),
+            rng.normal(size=(n_watched, 6)).astype("float32"), rng.integers(0, 3, n_watched))
+
+
+def _train(seed: int, x, y, xv, yv, build=_named_model):
+    training.set_seed(seed)
+    model = build()
+    history = training.fit(model, x, y, loss="sparse_categorical_crossentropy", epochs=3,
+                           batch_size=16, learning_rate=1e-2, validation=(xv, yv), seed=seed)
+    return model, history
+
+
+def test_the_training_function_is_traced_once_per_architecture(monkeypatch) -> None:
+    training.forget_trainers()
+    x, y, xv, yv = _arrays(1, 40, 10)
+    traces = _count_traces(monkeypatch, _named_model())
+    _train(0, x, y, xv, yv)
+    assert len(traces) == 1  # the variables were built before the first trace
+    _train(1, x, y, xv, yv)  # a new model of the same architecture: its twin is traced
     assert len(traces) == 1
+    _train(2, x, y, xv, yv, build=lambda: _named_model(width=9))  # another architecture
+    assert len(traces) == 2
     training.set_seed(0)
     plain = _model()  # Keras alone: its first trace creates the variables, then it traces again
-    traces = _count_traces(plain)
+    traces.clear()
     plain.compile(optimizer=training.make_optimizer(1e-2), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     plain.fit(x, y, epochs=3, batch_size=16, verbose=0)
     assert len(traces) == 2
+
+
+def _same(first, second) -> None:
+    (model_a, history_a), (model_b, history_b) = first, second
+    pd.testing.assert_frame_equal(history_a, history_b, check_exact=True)
+    for mine, theirs in zip(model_a.variables, model_b.variables, strict=True):  # seeds too
+        assert np.array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_a_kept_twin_trains_a_new_model_as_a_new_twin_does_bit_for_bit() -> None:
+    """The twin that trained other models (other seeds, other row counts, so other
+    partial batches) gives a new model the weights, random-generator states and curves
+    a twin built for it alone gives."""
+    x, y, xv, yv = _arrays(2, 70, 75)
+    training.forget_trainers()
+    alone = _train(3, x, y, xv, yv)
+    for seed, n, n_watched in ((4, 50, 20), (5, 33, 7)):
+        _train(seed, *_arrays(seed, n, n_watched))
+    _same(alone, _train(3, x, y, xv, yv))
+
+
+def test_building_a_twin_draws_no_random_number_a_caller_sees() -> None:
+    """Keras draws initializer seeds from Python's random module; building a twin puts
+    its state back, so what is built after a training does not depend on whether that
+    training built a twin or reused one."""
+    x, y, xv, yv = _arrays(3, 40, 10)
+    after = []
+    for forget in (True, False):
+        if forget:
+            training.forget_trainers()
+        _train(0, x, y, xv, yv)
+        after.append([w.numpy() for w in _named_model(width=5).weights])
+    for first, second in zip(*after, strict=True):
+        assert np.array_equal(first, second)
+
+
+def test_predict_uses_the_models_own_weights_through_the_kept_twin() -> None:
+    x, y, xv, yv = _arrays(4, 40, 10)
+    first, _ = _train(0, x, y, xv, yv)
+    expected = np.asarray(first(xv, training=False))
+    _train(1, x, y, xv, yv)  # the twin now holds the second model's weights
+    assert np.allclose(training.predict(first, xv), expected, atol=1e-6)
+    assert np.array_equal(training.predict(first, xv), first.predict(xv, verbose=0))
+
+
+def test_a_model_of_a_class_of_its_own_trains_itself() -> None:
+    import keras
+
+    class Own(keras.Model):
+        pass
+
+    inputs = keras.Input((6,))
+    model = Own(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    x, y, xv, yv = _arrays(5, 40, 10)
+    training.fit(model, x, y, loss="sparse_categorical_crossentropy", epochs=2, batch_size=16,
+                 learning_rate=1e-2, validation=(xv, yv), seed=0)
+    assert int(model.optimizer.iterations.numpy()) == 2 * 3  # it was compiled and trained
