@@ -139,6 +139,25 @@ def test_bad_files_raise_an_error_naming_the_file(tmp_path: Path, make, reason: 
     assert image_problem(path).startswith(reason)
 
 
+def test_a_file_written_after_its_check_is_checked_again(tmp_path: Path) -> None:
+    """image_problem remembers its answer per file version (size, modification time)."""
+    import os
+
+    path = tmp_path / "scan.png"
+    Image.fromarray(_gray_array().astype(np.uint8)).save(path)
+    assert image_problem(path) is None
+    assert image_problem(path) is None  # remembered
+    size = path.stat().st_size
+    path.write_bytes(b"x" * size)  # the same size, corrupt: only the time tells
+    stamp = path.stat().st_mtime_ns + 10**9
+    os.utime(path, ns=(stamp, stamp))
+    assert image_problem(path).startswith("not an image")
+    path.write_bytes(b"")
+    assert image_problem(path).startswith("empty file")
+    path.unlink()
+    assert image_problem(path).startswith("file not found")
+
+
 def test_load_images_skips_bad_files_with_a_logged_count(tmp_path: Path, caplog) -> None:
     good = tmp_path / "good.png"
     Image.fromarray(_gray_array().astype(np.uint8)).save(good)
