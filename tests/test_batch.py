@@ -201,3 +201,51 @@ def test_reports_include_the_data_chapter(sample_dir: Path, tmp_path: Path) -> N
     assert (tmp_path / "out" / "01_data_exploration.ipynb").is_file()
     assert (tmp_path / "out" / "exploration" / "summary.json").is_file()
     assert any((tmp_path / "out" / "exploration" / "figures").glob("*.png"))
+
+
+def test_workers_keep_one_kernel_per_thread_and_shut_them_down(monkeypatch) -> None:
+    """batch.Workers: each thread executes its items in one warm kernel of its own (the
+    runs', then the reports'), the items run side by side, and leaving the pool shuts
+    every kernel down. No kernel process starts: a WarmKernel starts one on first use."""
+    import threading
+
+    stopped = []
+    monkeypatch.setattr(runs.WarmKernel, "shutdown", lambda self: stopped.append(self))
+    both = threading.Barrier(2, timeout=30)  # passes only if two items run at once
+    seen = []
+
+    def work(item, kernel):
+        both.wait()
+        seen.append((threading.get_ident(), kernel))
+        return item
+
+    with batch.Workers(2) as pool:
+        assert sorted(pool.as_completed(work, range(4))) == [0, 1, 2, 3]
+        assert sorted(pool.as_completed(work, ["a", "b"])) == ["a", "b"]  # the same kernels
+    kernel_of = {}
+    for thread, kernel in seen:
+        assert isinstance(kernel, runs.WarmKernel)
+        assert kernel_of.setdefault(thread, kernel) is kernel
+    assert len(kernel_of) == 2 and len({id(k) for k in kernel_of.values()}) == 2
+    assert sorted(map(id, stopped)) == sorted(id(k) for k in kernel_of.values())
+    with batch.Workers(1, warm_kernels=False) as pool:  # a fresh kernel per notebook
+        assert list(pool.as_completed(lambda item, kernel: kernel, [1])) == [None]
+
+
+def test_reports_run_side_by_side_and_come_back_in_order(monkeypatch, tmp_path: Path) -> None:
+    import threading
+
+    both = threading.Barrier(2, timeout=30)
+
+    def fake_report(plan, name, kernel):
+        if name in ("qualitative", "comparisons"):  # the two longest start first, together
+            both.wait()
+        return batch.Run(name, plan.out, {}, name, status="ok")
+
+    monkeypatch.setattr(batch, "_run_report", fake_report)
+    monkeypatch.setattr(runs.WarmKernel, "shutdown", lambda self: None)
+    plan = batch.plan("quick", tmp_path, tmp_path / "out")
+    with batch.Workers(2) as pool:
+        done = batch.run_reports(plan, pool=pool)
+    assert [r.label for r in done] == list(batch.REPORTS)
+    assert batch.REPORTS[:2] == ("qualitative", "comparisons")
