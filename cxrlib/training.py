@@ -94,17 +94,42 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: i
     return table
 
 
-def _architecture(model) -> str | None:
-    """What makes two models interchangeable for training: their configuration (layer
-    names included; the model's own name, often Keras' counter, left out) and every
-    variable's shape and dtype (not their paths, which hold Keras' running counters);
-    ``None`` when the model has no configuration."""
+def _architecture(model, config: dict) -> str:
+    """What makes two models interchangeable for training: their configuration
+    ``config`` (layer names included; the model's own name, often Keras' counter, left
+    out) and every variable's shape and dtype (not their paths, which hold Keras'
+    running counters)."""
+    variables = [(tuple(v.shape), str(v.dtype)) for v in model.variables]
+    return json.dumps([type(model).__name__, {**config, "name": None}, variables],
+                      sort_keys=True, default=repr)
+
+
+def _config(model) -> dict | None:
+    """A Keras functional or sequential model's configuration; ``None`` for a model of
+    a class of its own (or without a configuration), which cannot be rebuilt from it."""
+    if not type(model).__module__.startswith("keras."):
+        return None
     try:
-        config = {**model.get_config(), "name": None}
+        return model.get_config()
     except NotImplementedError:
         return None
-    variables = [(tuple(v.shape), str(v.dtype)) for v in model.variables]
-    return json.dumps([type(model).__name__, config, variables], sort_keys=True, default=repr)
+
+
+def _compiled(model, loss: str, learning_rate: float, lr_decay: float | None,
+              x: np.ndarray, y: np.ndarray):
+    """``model`` compiled with a new optimizer, its variables built (``build_before_tracing``)."""
+    model.compile(optimizer=make_optimizer(learning_rate, lr_decay), loss=loss,
+                  metrics=["accuracy"])
+    build_before_tracing(model, x, y)
+    return model
+
+
+def _kept() -> dict:
+    """This thread's twins: ``(architecture, settings) -> (twin, fresh values of its
+    optimizer and metric variables)``, the most recently used last."""
+    if not hasattr(_TRAINERS, "twins"):
+        _TRAINERS.twins = {}
+    return _TRAINERS.twins
 
 
 def _trainer(model, loss: str, learning_rate: float, lr_decay: float | None,
@@ -117,31 +142,24 @@ def _trainer(model, loss: str, learning_rate: float, lr_decay: float | None,
     A new twin is built from ``model``'s configuration with Python's random state saved
     and restored around it (Keras draws initializer seeds from it), so building it
     changes no random number a caller draws later."""
-    import keras
-
-    architecture = _architecture(model)
-    if architecture is None or not type(model).__module__.startswith("keras."):
-        model.compile(optimizer=make_optimizer(learning_rate, lr_decay), loss=loss,
-                      metrics=["accuracy"])
-        build_before_tracing(model, x, y)
-        return model
-    key = (architecture, json.dumps([loss, learning_rate, lr_decay]))
-    kept = _TRAINERS.__dict__.setdefault("twins", {})
-    twin = kept.pop(key, None)
-    if twin is None:
+    config = _config(model)
+    if config is None:
+        return _compiled(model, loss, learning_rate, lr_decay, x, y)
+    key = (_architecture(model, config), json.dumps([loss, learning_rate, lr_decay]))
+    kept = _kept()
+    if key in kept:
+        twin, fresh = kept.pop(key)
+        for variable, value in zip(_training_variables(twin), fresh, strict=True):
+            variable.assign(value)
+    else:
         state = random.getstate()
         try:
-            twin = type(model).from_config(model.get_config())
+            twin = type(model).from_config(config)
         finally:
             random.setstate(state)
-        twin.compile(optimizer=make_optimizer(learning_rate, lr_decay), loss=loss,
-                     metrics=["accuracy"])
-        build_before_tracing(twin, x, y)
-        twin._cxr_fresh = [v.numpy() for v in _training_variables(twin)]
-    else:
-        for variable, value in zip(_training_variables(twin), twin._cxr_fresh, strict=True):
-            variable.assign(value)
-    kept[key] = twin  # the most recently used last
+        _compiled(twin, loss, learning_rate, lr_decay, x, y)
+        fresh = [v.numpy() for v in _training_variables(twin)]
+    kept[key] = (twin, fresh)
     while len(kept) > KEEP_TRAINERS:
         kept.pop(next(iter(kept)))
     return twin
@@ -149,7 +167,7 @@ def _trainer(model, loss: str, learning_rate: float, lr_decay: float | None,
 
 def forget_trainers() -> None:
     """Drop the compiled twins this thread keeps (the next training builds a new one)."""
-    _TRAINERS.__dict__.pop("twins", None)
+    _kept().clear()
 
 
 def _training_variables(model) -> list:
@@ -166,10 +184,12 @@ def _copy_state(source, target) -> None:
 
 def _kept_twin(model):
     """The compiled twin this thread keeps for ``model``'s architecture, if any."""
-    architecture = _architecture(model)
-    kept = getattr(_TRAINERS, "twins", {})
-    return next((twin for (kind, _), twin in reversed(kept.items()) if kind == architecture),
-                None)
+    config = _config(model)
+    if config is None:
+        return None
+    architecture = _architecture(model, config)
+    return next((twin for (kind, _), (twin, _) in reversed(_kept().items())
+                 if kind == architecture), None)
 
 
 def epoch_orders(n_rows: int, epochs: int, seed: int) -> np.ndarray:
