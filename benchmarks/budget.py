@@ -199,11 +199,18 @@ def run_training_flops(folder: Path, kind: str) -> int | None:
     return training_flops(forward_flops(model), train, watched, epochs)
 
 
+#: The LSTM multiplies of each head, as (steps, batch, inputs, units): the detector's
+#: (a 7x7x512 map read as 49 steps of 512, 64 units) and ProgNet's (3 images of 2048
+#: resnet50 features, 150 units), batch 32 as both papers train.
+LSTM_SHAPES = {"detector": (49, 32, 512, 64), "prognet": (3, 32, 2048, 150)}
+
+
 def matmul_rate(size: int = 2048, repeats: int = 7) -> dict:
     """GFLOP/s of a bare float32 ``size`` x ``size`` matrix multiply in TensorFlow (its
     default threads), the median of ``repeats`` after one untimed call; and of the small
-    multiplies one LSTM step of the detector makes (batch 32: 512 inputs and 64 states to
-    4 x 64 gates), 49 dependent steps inside one ``tf.function``, as the LSTM runs them."""
+    multiplies one LSTM step of each head makes (``LSTM_SHAPES``: inputs and the last
+    state to 4 x units gates), its steps dependent inside one ``tf.function``, as the LSTM
+    runs them (``small_*``: the detector's; ``prognet_*``: ProgNet's)."""
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
@@ -219,22 +226,28 @@ def matmul_rate(size: int = 2048, repeats: int = 7) -> dict:
             times.append(time.perf_counter() - start)
         return times
 
+    def lstm_rate(steps: int, batch: int, inputs: int, units: int) -> float:
+        xs = tf.constant(rng.normal(size=(steps, batch, inputs)).astype("float32"))
+        wx = tf.constant(rng.normal(size=(inputs, 4 * units)).astype("float32") * 0.05)
+        wh = tf.constant(rng.normal(size=(units, 4 * units)).astype("float32") * 0.05)
+
+        @tf.function
+        def lstm_steps():
+            state = tf.zeros((batch, units))
+            for t in range(steps):  # each step needs the state the previous one computed
+                gates = tf.linalg.matmul(xs[t], wx) + tf.linalg.matmul(state, wh)
+                state = tf.tanh(gates[:, :units])
+            return state
+
+        flops = steps * 2 * batch * 4 * units * (inputs + units)
+        return flops / float(np.median(clock(lambda: lstm_steps().numpy()))) / 1e9
+
     big = clock(lambda: tf.linalg.matmul(a, b).numpy())
-    steps, batch, inputs, units = 49, 32, 512, 64
-    xs = tf.constant(rng.normal(size=(steps, batch, inputs)).astype("float32"))
-    wx = tf.constant(rng.normal(size=(inputs, 4 * units)).astype("float32") * 0.05)
-    wh = tf.constant(rng.normal(size=(units, 4 * units)).astype("float32") * 0.05)
-
-    @tf.function
-    def lstm_steps():
-        state = tf.zeros((batch, units))
-        for t in range(steps):  # each step needs the state the previous one computed
-            gates = tf.linalg.matmul(xs[t], wx) + tf.linalg.matmul(state, wh)
-            state = tf.tanh(gates[:, :units])
-        return state
-
-    small = clock(lambda: lstm_steps().numpy())
-    small_flops = steps * 2 * batch * 4 * units * (inputs + units)
-    return {"size": size, "repeats": repeats, "gflops": 2 * size ** 3 / float(np.median(big)) / 1e9,
-            "chain": "dependent", "small_shape": [batch, inputs + units, 4 * units],
-            "small_chain": steps, "small_gflops": small_flops / float(np.median(small)) / 1e9}
+    result = {"size": size, "repeats": repeats,
+              "gflops": 2 * size ** 3 / float(np.median(big)) / 1e9, "chain": "dependent"}
+    for name, prefix in (("detector", "small"), ("prognet", "prognet")):
+        steps, batch, inputs, units = LSTM_SHAPES[name]
+        result.update({f"{prefix}_shape": [batch, inputs + units, 4 * units],
+                       f"{prefix}_chain": steps,
+                       f"{prefix}_gflops": lstm_rate(steps, batch, inputs, units)})
+    return result

@@ -272,10 +272,16 @@ def matmul_sentence(matmul: dict | None) -> str:
            f"threads)")
     if matmul.get("chain") != "dependent":  # an early version let TensorFlow fold the chain
         return big + "."
-    return (big + f"; the small multiplies of the detector's LSTM (batch "
+    text = (big + f"; the small multiplies of the detector's LSTM (batch "
             f"{matmul['small_shape'][0]}, {matmul['small_shape'][1]} inputs and states to "
             f"{matmul['small_shape'][2]} gates, {matmul['small_chain']} dependent steps in "
-            f"one graph) reach {num(matmul['small_gflops'])} GFLOP/s.")
+            f"one graph) reach {num(matmul['small_gflops'])} GFLOP/s")
+    if "prognet_gflops" in matmul:  # measured since 2026-12-01's fifth session
+        shape = matmul["prognet_shape"]
+        text += (f", and those of ProgNet's LSTM (batch {shape[0]}, {shape[1]:,} inputs and "
+                 f"states to {shape[2]} gates, {matmul['prognet_chain']} steps) "
+                 f"{num(matmul['prognet_gflops'])} GFLOP/s")
+    return text + "."
 
 
 BUDGET_NOTE = ("Seconds are the mean per run that finished, from papermill's cell timings "

@@ -15,7 +15,9 @@ logged count.
 from __future__ import annotations
 
 import logging
+import math
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -197,23 +199,32 @@ def build_sequences(
         log.warning("left out %d listed image(s) whose file is missing or empty", dropped)
     if labelled_only:
         usable = usable[usable["survival"].notna()]
+    ordered = order_series(usable)
+    positions: dict[str, list[int]] = {}  # patient -> row positions, patients as first seen
+    for position, patient_id in enumerate(ordered["patient_id"].tolist()):
+        if isinstance(patient_id, str):  # as groupby: rows without a patient id are left out
+            positions.setdefault(patient_id, []).append(position)
+    survivals, findings = ordered["survival"].tolist(), ordered["finding"].tolist()
+    paths, offsets = ordered["path"].tolist(), ordered["offset"].tolist()
     rows = []
-    for patient_id, group in order_series(usable).groupby("patient_id", sort=False):
-        labels = group["survival"].dropna().unique()
+    for patient_id, where in positions.items():
+        labels = list(dict.fromkeys(survivals[i] for i in where if isinstance(survivals[i], str)))
         if len(labels) > 1:
             log.warning("patient %s has conflicting survival labels %s; skipped",
-                        patient_id, list(labels))
+                        patient_id, labels)
             continue
-        survival = labels[0] if len(labels) else None
+        survival = labels[0] if labels else None
+        named = Counter(findings[i] for i in where if isinstance(findings[i], str))
         rows.append({
             "patient_id": patient_id,
-            "n_images": len(group),
+            "n_images": len(where),
             "survival": survival,
             "label": {"Y": 1, "N": 0}.get(survival, -1),
-            "finding": group["finding"].mode().iat[0] if group["finding"].notna().any() else None,
-            "paths": list(group["path"]),
-            "offsets": list(group["offset"]),
-            "n_undated": int(group["offset"].isna().sum()),
+            # the most frequent finding; of equally frequent ones the first in sort order
+            "finding": min(named, key=lambda f: (-named[f], f)) if named else None,
+            "paths": [paths[i] for i in where],
+            "offsets": [offsets[i] for i in where],
+            "n_undated": sum(math.isnan(offsets[i]) for i in where),
         })
     columns = ["patient_id", "n_images", "survival", "label", "finding", "paths", "offsets",
                "n_undated"]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 from cxrlib import paper
@@ -399,6 +400,10 @@ def build_detector(
 
 
 # --------------------------------------------------------------------------- augmentation
+#: Each augmentation layer's seed is ``augmentation_layers``' seed plus its offset.
+AUGMENTATION_SEED_OFFSETS = {"rotation": 0, "shift": 1, "zoom": 2, "brightness": 3}
+
+
 def augmentation_layers(
     seed: int,
     rotation: float = 0.03,
@@ -424,13 +429,27 @@ def augmentation_layers(
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{knob}={value!r} must be in [0, 1)")
     steps = []
+    offset = AUGMENTATION_SEED_OFFSETS
     if rotation:
-        steps.append(layers.RandomRotation(rotation, seed=seed, name="rotation"))
+        steps.append(layers.RandomRotation(rotation, seed=seed + offset["rotation"],
+                                           name="rotation"))
     if shift:
-        steps.append(layers.RandomTranslation(shift, shift, seed=seed + 1, name="shift"))
+        steps.append(layers.RandomTranslation(shift, shift, seed=seed + offset["shift"],
+                                              name="shift"))
     if zoom:
-        steps.append(layers.RandomZoom(zoom, seed=seed + 2, name="zoom"))
+        steps.append(layers.RandomZoom(zoom, seed=seed + offset["zoom"], name="zoom"))
     if brightness:
         steps.append(layers.RandomBrightness(
-            brightness, value_range=tuple(value_range), seed=seed + 3, name="brightness"))
+            brightness, value_range=tuple(value_range), seed=seed + offset["brightness"],
+            name="brightness"))
     return keras.Sequential(steps, name="augmentation")
+
+
+def reseed_augmentation(augmentation: keras.Sequential, seed: int) -> None:
+    """Set the random state of layers made by ``augmentation_layers`` to that of new ones
+    made with ``seed``: they then draw exactly what those would (for reusing one set of
+    layers, and its traced call, across images)."""
+    for layer in augmentation.layers:
+        state = layer.generator.state
+        state.assign(np.array([seed + AUGMENTATION_SEED_OFFSETS[layer.name], 0],
+                              dtype=state.dtype))

@@ -109,7 +109,8 @@ def test_run_training_flops_reads_a_saved_run(tiny_runs: Path) -> None:
 
 def test_matmul_rate_is_positive() -> None:
     rate = budget.matmul_rate(size=64, repeats=2)
-    assert rate["gflops"] > 0 and rate["small_gflops"] > 0
+    assert rate["gflops"] > 0 and rate["small_gflops"] > 0 and rate["prognet_gflops"] > 0
+    assert rate["prognet_shape"] == [32, 2048 + 150, 600] and rate["prognet_chain"] == 3
 
 
 def test_budget_and_loops_render() -> None:
@@ -123,7 +124,11 @@ def test_budget_and_loops_render() -> None:
                                "budget": {"prognet": block}}}}
     text = "\n".join(render.whole_budget_lines(whole))
     assert "| prognet | 2 | 15.0 | 3.75 | 3.75 | 7.50 | 2.00 | 0.27 | 0% |" in text
-    assert "100 GFLOP/s" in text and "reach 20.0 GFLOP/s" in text
+    assert "100 GFLOP/s" in text and "reach 20.0 GFLOP/s." in text  # measured before ProgNet's
+    whole["matmul"].update(prognet_gflops=30.0, prognet_shape=[32, 2198, 600], prognet_chain=3)
+    text = "\n".join(render.whole_budget_lines(whole))
+    assert ("reach 20.0 GFLOP/s, and those of ProgNet's LSTM (batch 32, 2,198 inputs and "
+            "states to 600 gates, 3 steps) 30.0 GFLOP/s.") in text
     loops_section = {"status": "ok", "commit": "abc1234", "targets": {
         "test": {"wall_s": 240.0, "exit_code": 0,
                  "pytest": [{"summary": "400 passed", "seconds": 120.0}]}}}

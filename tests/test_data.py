@@ -80,6 +80,32 @@ def test_sequences_table(tiny_data: Path, caplog) -> None:
     assert unlabelled.set_index("patient_id").loc["3", "label"] == -1
 
 
+def test_sequences_finding_conflicts_and_rows_without_a_patient(caplog) -> None:
+    """A patient's finding is its most frequent one (ties: the first in sort order); a
+    patient with two survival labels is skipped with a warning; a row without a patient
+    id belongs to nobody."""
+    nan = float("nan")
+    images = pd.DataFrame({
+        "patient_id": ["10", "10", "10", "2", "2", "7", "7", None],
+        "offset": [2.0, 1.0, nan, 0.0, 1.0, 0.0, 3.0, 0.0],
+        "finding": ["Pneumonia", "COVID-19", "COVID-19", "SARS", "ARDS", "COVID-19", None,
+                    "COVID-19"],
+        "survival": ["Y", None, "Y", "N", "N", "Y", "N", "Y"],
+        "path": [f"img{i}.png" for i in range(8)],
+        "row": range(8),
+        "exists": True,
+    })
+    with caplog.at_level(logging.WARNING, logger="cxrlib.data"):
+        sequences = data.build_sequences(images, labelled_only=False)
+    assert "patient 7 has conflicting survival labels ['Y', 'N']; skipped" in caplog.text
+    assert sequences["patient_id"].tolist() == ["2", "10"]  # numeric order, 7 skipped
+    two, ten = (sequences.set_index("patient_id").loc[p] for p in ("2", "10"))
+    assert two["finding"] == "ARDS"  # one SARS, one ARDS: the first in sort order
+    assert ten["finding"] == "COVID-19" and ten["survival"] == "Y" and ten["n_images"] == 3
+    assert ten["paths"] == ["img1.png", "img0.png", "img2.png"]  # dated by offset, then undated
+    assert ten["offsets"][:2] == [1.0, 2.0] and ten["n_undated"] == 1
+
+
 @pytest.mark.parametrize("name,patient,subtype", [
     ("person1_bacteria_1.jpeg", "person1", "bacteria"),
     ("person1019_virus_1708.jpeg", "person1019", "virus"),

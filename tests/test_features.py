@@ -268,6 +268,39 @@ def test_augmented_views_of_another_seed_are_not_served_from_the_cache(images, t
     np.testing.assert_allclose(stack(from_shared, images, 1), stack(fresh, images, 1), **TOL)
 
 
+def test_augment_matches_new_layers_to_the_bit(images):
+    """features.augment reuses one set of layers per thread (re-seeded, traced once) and
+    must give exactly what new layers of that seed give, whatever it augmented before."""
+    from cxrlib.images import load_image
+
+    raws = [load_image(p, SIZE, 3, "raw") for p in images[:2]]
+    for settings in (SPEC.augmentation, {**SPEC.augmentation, "rotation": 0.0}):
+        for raw, seed in ((raws[0], 7), (raws[1], 8), (raws[0], 7), (raws[1], 123456789)):
+            new = models.augmentation_layers(seed, value_range="raw", **settings)
+            expected = np.asarray(new(raw[None], training=True))[0]
+            np.testing.assert_array_equal(features.augment(raw, seed, settings), expected)
+    assert not np.array_equal(features.augment(raws[0], 7, SPEC.augmentation),
+                              features.augment(raws[0], 8, SPEC.augmentation))
+
+
+def test_one_network_is_built_for_both_regions(images, tmp_path, monkeypatch):
+    built = []
+    build = models.build_backbone
+    monkeypatch.setattr(models, "build_backbone",
+                        lambda *args, **kwargs: built.append(args) or build(*args, **kwargs))
+    monkeypatch.setattr(features, "_LAST_BACKBONE", {})
+    extract_features(images, SPEC, tmp_path / "cache", progress=False)
+    border = dataclasses.replace(SPEC, region="border")
+    _, found = extract_features(images, border, tmp_path / "cache", progress=False)
+    assert len(built) == 1  # the same network: built once, its prediction traced once
+    extract_features(images, dataclasses.replace(SPEC, image_size=SIZE + 8), tmp_path / "cache",
+                     progress=False)
+    assert len(built) == 2
+    _, again = extract_features(images, border, tmp_path / "fresh", progress=False)
+    assert len(built) == 3  # only the last network is kept
+    np.testing.assert_array_equal(stack(again, images), stack(found, images))
+
+
 def test_view_seed_depends_on_content_view_and_seed_only():
     content = "ab" * 20
     seed = view_seed(content, 1, 0)

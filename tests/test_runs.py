@@ -172,23 +172,40 @@ def _outputs(path: Path) -> tuple[list[int], str]:
 
 
 def test_warm_kernel_runs_notebooks_in_one_process_with_a_fresh_namespace(tmp_path):
+    """One kernel process and one client for notebook after notebook; each starts with a
+    clean namespace, and the reset between them frees what the last one left in reference
+    cycles, also once it has frozen what outlives every run (``gc.freeze``)."""
     probe = _notebook(tmp_path / "probe.ipynb",
-                      "import os\nprint('pid', os.getpid())\n"
-                      "print('namespace', globals().get('leftover', 'clean'))",
-                      "leftover = 'dirty'")
+                      "import builtins, gc, os\nprint('pid', os.getpid())\n"
+                      "print('namespace', globals().get('leftover', 'clean'))\n"
+                      "print('frozen', gc.get_freeze_count() > 0)\n"
+                      "last = getattr(builtins, 'cxr_probe', None)\n"
+                      "print('cycle', 'none' if last is None else 'alive' if last() else 'freed')",
+                      "import weakref\nclass Cycle: pass\n"
+                      "leftover = Cycle(); leftover.me = leftover\n"
+                      "builtins.cxr_probe = weakref.ref(leftover)")
     failing = _notebook(tmp_path / "failing.ipynb", "raise ValueError('broken on purpose')")
     with runs.WarmKernel() as kernel:
         runs._execute(probe, tmp_path / "first.ipynb", {}, False, None, kernel)
+        client = kernel.kc
         runs._execute(probe, tmp_path / "second.ipynb", {}, False, None, kernel)
-        assert kernel.started == 1 and kernel.runs == 2
+        runs._execute(probe, tmp_path / "third.ipynb", {}, False, None, kernel)
+        assert kernel.started == 1 and kernel.runs == 3
+        assert kernel.kc is client and client.channels_running  # one client, kept open
         with pytest.raises(Exception, match="broken on purpose"):
             runs._execute(failing, tmp_path / "failed.ipynb", {}, False, None, kernel)
-        assert kernel.km is None  # a notebook that failed takes its kernel with it
-        runs._execute(probe, tmp_path / "third.ipynb", {}, False, None, kernel)
-        assert kernel.started == 2
-    assert kernel.km is None
-    first, second, third = (_outputs(tmp_path / f"{n}.ipynb") for n in ("first", "second", "third"))
-    assert first[0] == second[0] == third[0] == [1, 2]  # the counter restarts with each notebook
+        assert kernel.km is None and kernel.kc is None  # a failed notebook takes its kernel
+        assert not client.channels_running
+        runs._execute(probe, tmp_path / "fourth.ipynb", {}, False, None, kernel)
+        assert kernel.started == 2 and kernel.kc is not client
+    assert kernel.km is None and kernel.kc is None
+    first, second, third, fourth = (_outputs(tmp_path / f"{n}.ipynb")
+                                    for n in ("first", "second", "third", "fourth"))
+    assert first[0] == second[0] == fourth[0] == [1, 2]  # the counter restarts each time
     assert "namespace clean" in second[1]  # nothing of the first notebook is left
+    assert "frozen False" in first[1] and "cycle none" in first[1]
+    assert "frozen True" in second[1] and "cycle freed" in second[1]  # before the freeze
+    assert "cycle freed" in third[1]  # made after the freeze, freed all the same
+    assert "frozen False" in fourth[1] and "cycle none" in fourth[1]  # a new process
     pid = lambda text: text.split("pid ")[1].split()[0]  # noqa: E731
-    assert pid(first[1]) == pid(second[1]) != pid(third[1])
+    assert pid(first[1]) == pid(second[1]) == pid(third[1]) != pid(fourth[1])
