@@ -200,21 +200,21 @@ def build_sequences(
     if labelled_only:
         usable = usable[usable["survival"].notna()]
     ordered = order_series(usable)
-    positions: dict[str, list[int]] = {}  # patient -> row positions, patients as first seen
+    positions: dict = {}  # patient id -> row positions, patients in the order first seen
     for position, patient_id in enumerate(ordered["patient_id"].tolist()):
-        if isinstance(patient_id, str):  # as groupby: rows without a patient id are left out
+        if pd.notna(patient_id):  # as groupby: rows without a patient id are left out
             positions.setdefault(patient_id, []).append(position)
     survivals, findings = ordered["survival"].tolist(), ordered["finding"].tolist()
     paths, offsets = ordered["path"].tolist(), ordered["offset"].tolist()
     rows = []
     for patient_id, where in positions.items():
-        labels = list(dict.fromkeys(survivals[i] for i in where if isinstance(survivals[i], str)))
+        labels = list(dict.fromkeys(survivals[i] for i in where if pd.notna(survivals[i])))
         if len(labels) > 1:
             log.warning("patient %s has conflicting survival labels %s; skipped",
                         patient_id, labels)
             continue
         survival = labels[0] if labels else None
-        named = Counter(findings[i] for i in where if isinstance(findings[i], str))
+        named = Counter(findings[i] for i in where if pd.notna(findings[i]))
         rows.append({
             "patient_id": patient_id,
             "n_images": len(where),
