@@ -155,7 +155,9 @@ def augment(raw: np.ndarray, seed: int, settings: dict) -> np.ndarray:
 
     from cxrlib.models import augmentation_layers, reseed_augmentation
 
-    kept = _AUGMENTERS.__dict__.setdefault("kept", {})
+    if not hasattr(_AUGMENTERS, "kept"):
+        _AUGMENTERS.kept = {}
+    kept = _AUGMENTERS.kept
     key = json.dumps(settings, sort_keys=True)
     if key not in kept:
         layers = augmentation_layers(0, value_range="raw", **settings)
