@@ -214,7 +214,7 @@ def extract_features(
                 todo.append(row)
             rows.append(row)
     if todo:
-        network = model if model is not None else _backbone(spec)
+        network = model if model is not None else backbone(spec)
         _compute(todo, spec, scale, cache, network, vectors, batch_size, aug_seed, threads,
                  progress)
     table = pd.DataFrame(rows, columns=["path", "view", "content", "status", "problem"])
@@ -230,10 +230,11 @@ _LAST_BACKBONE: dict = {}  # {network key: model}: the backbone this process bui
 _BACKBONE_LOCK = threading.Lock()
 
 
-def _backbone(spec: FeatureSpec):
+def backbone(spec: FeatureSpec):
     """The network of ``spec``: the one this process built last if it is the same network
     (the region and augmentation of a spec do not change it; its prediction step is then
-    traced already, 1-3 s a network), else a new one, which replaces it."""
+    traced already, 1-3 s a network), else a new one, which replaces it. Only for
+    inference: nothing may train it."""
     from cxrlib.models import build_backbone
 
     key = FeatureSpec(spec.backbone, spec.image_size, spec.weights, spec.pooling,

@@ -199,6 +199,17 @@ def build_backbone(
     return _build_cnn(name, image_size, weights, pooling, init_seed, f"backbone_{name}")
 
 
+def without_pooling(backbone: keras.Model) -> keras.Model:
+    """The same network (the same layers, sharing their weights) up to its last feature
+    map: ``backbone`` without its final global pooling layer. Building this instead of a
+    second backbone with ``pooling=None`` gives the same maps, to the bit, without
+    building the network again (3 s for ResNet50)."""
+    last = backbone.layers[-1]
+    if not isinstance(last, (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)):
+        raise ConfigError(f"{backbone.name!r} does not end with a global pooling layer")
+    return keras.Model(backbone.input, last.input, name=f"{backbone.name}_maps")
+
+
 # --------------------------------------------------------------------------- ProgNet
 def build_prognet_head(
     feature_dim: int,

@@ -244,9 +244,11 @@ def prognet_grad_cams(run: str | Path | SavedModel, paths: Sequence[str | Path],
                           "model was trained end to end")
     score = float(predict_prognet(saved, list(paths))["survival_score"].iloc[0])
     series = _pixels(saved, [str(p) for p in paths])
+    maps = models.without_pooling(features.backbone(saved.spec))  # the network just used
     cams = explain.prognet_grad_cam(card["backbone"], card["image_size"], card["weights"],
                                     card["init_seed"], saved.model, series,
-                                    standardize=saved.standardization, threshold=card["threshold"])
+                                    standardize=saved.standardization, threshold=card["threshold"],
+                                    map_model=maps)
     titles = [f"T{t + 1}\n{Path(p).name}" + (f"\nsurvival score {100 * score:.0f}%" if t == 0 else "\n")
               for t, p in enumerate(paths)]
     return [load_image(p, display_size, 1, "unit")[..., 0] for p in paths], list(cams), titles

@@ -142,7 +142,11 @@ def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: P
     """A batch killed mid-way and started again ends with what an uninterrupted one
     writes; the uninterrupted one starts a fresh kernel per run (--fresh-kernels), the
     other runs the detector (with its shortcut audit) and then both ProgNet seeds in one
-    warm kernel, so this also shows that a warm kernel computes the same numbers."""
+    warm kernel, so this also shows that a warm kernel computes the same numbers. The
+    uninterrupted batch runs in this process (the options parsed as `cxr batch` parses
+    them; its kernels are processes all the same), the other in `cxr batch` processes."""
+    from cxrlib import cli
+
     common = ["--profile", "sample", "--data-dir", str(sample_dir), "--backbones", "alexnet",
               "--seeds", "0", "1", "--models", "cnn", "--folds", "0", "--workers", "1",
               "--no-reports", "--quiet", "--cache-dir", str(tmp_path / "cache")]
@@ -150,8 +154,8 @@ def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: P
         common += ["-p", name, json.dumps(value)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     whole = tmp_path / "whole"
-    subprocess.run(_cli(*common, "--out", str(whole), "--fresh-kernels"), check=True, env=env,
-                   capture_output=True, timeout=600)
+    args = cli.build_parser().parse_args(["batch", *common, "--out", str(whole), "--fresh-kernels"])
+    assert batch.run_batch_from_args(args) == 0
     assert json.loads((whole / "batch.json").read_text())["warm_kernels"] is False
 
     killed = tmp_path / "killed"

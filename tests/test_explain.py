@@ -151,6 +151,22 @@ def test_map_backbone_pools_to_the_cached_features(prognet_parts):
                                pooled(sequence), rtol=1e-4, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet50"])
+def test_the_pooled_backbone_without_its_pooling_gives_the_same_maps(prognet_parts, name):
+    """``models.without_pooling`` (what ``cxr predict --gradcam`` and chapter 5 use, so as
+    not to build the network twice) equals a second backbone built without pooling, to
+    the bit, and shares the pooled network's weights."""
+    _, _, sequence = prognet_parts
+    pooled = models.build_backbone(name, SIZE, None, pooling="avg", init_seed=3)
+    maps = models.without_pooling(pooled)
+    built = explain.build_map_backbone(name, SIZE, None, init_seed=3)
+    assert maps.output_shape == built.output_shape
+    assert np.array_equal(np.asarray(maps(sequence)), np.asarray(built(sequence)))
+    assert {id(v) for v in maps.weights} <= {id(v) for v in pooled.weights}
+    with pytest.raises(ConfigError, match="global pooling"):
+        models.without_pooling(built)
+
 def test_prognet_cam_with_and_without_standardize(prognet_parts):
     head, map_model, sequence = prognet_parts
     plain = explain.prognet_grad_cam("alexnet", SIZE, None, 3, head, sequence)

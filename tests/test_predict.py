@@ -143,18 +143,20 @@ def test_series_table_checks_its_columns(tmp_path: Path) -> None:
 def test_reports_read_a_subset_of_runs_and_say_what_is_missing(
         tiny_runs: Path, sample_dir: Path, tmp_path: Path) -> None:
     """One backbone and one detector model: chapters 4-6 run, and chapter 5 lists what it
-    asked for and did not find (resnet50, cnn_lstm) instead of failing."""
+    asked for and did not find (resnet50, cnn_lstm) instead of failing. Both calls share
+    one warm kernel, as a batch's reports do."""
     plan = batch.plan("sample", sample_dir, tiny_runs, backbones=["alexnet"], seeds=[0],
                       models=["cnn"], folds=[0])
-    done = batch.run_reports(plan, reports=("comparisons", "qualitative", "use"))
-    assert [r.status for r in done] == ["ok", "ok", "ok"], [r.error for r in done]
+    with batch.Workers(1) as pool:
+        done = batch.run_reports(plan, reports=("comparisons", "qualitative", "use"), pool=pool)
+        assert [r.status for r in done] == ["ok", "ok", "ok"], [r.error for r in done]
+        # an empty results folder: the report fails, and names the notebook holding the error
+        (failed,) = batch.run_reports(batch.plan("sample", sample_dir, tmp_path / "empty"),
+                                      reports=("comparisons",), pool=pool)
     chapter5 = (tiny_runs / "05_qualitative.ipynb").read_text()
     assert "detector/cnn_lstm/fold-0" in chapter5 and "prognet/resnet50/seed-*" in chapter5
     assert (tiny_runs / "figures" / "use_prognet_over_time.png").is_file()
     assert (tiny_runs / "figures" / "gradcam_detector.png").is_file()
-    # an empty results folder: the report fails, and names the notebook holding the error
-    (failed,) = batch.run_reports(batch.plan("sample", sample_dir, tmp_path / "empty"),
-                                  reports=("comparisons",))
     assert failed.status == "failed" and "no finished runs" in failed.error
     assert Path(failed.failed_notebook).is_file()
     assert failed.failed_notebook.endswith("04_comparisons.failed.ipynb")
