@@ -15,7 +15,6 @@ logged count.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -224,7 +223,7 @@ def build_sequences(
             "finding": min(named, key=lambda f: (-named[f], f)) if named else None,
             "paths": [paths[i] for i in where],
             "offsets": [offsets[i] for i in where],
-            "n_undated": sum(math.isnan(offsets[i]) for i in where),
+            "n_undated": sum(bool(pd.isna(offsets[i])) for i in where),
         })
     columns = ["patient_id", "n_images", "survival", "label", "finding", "paths", "offsets",
                "n_undated"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cxrlib import batch, runs
+from cxrlib import batch, cli, runs
 from cxrlib.errors import ConfigError
 
 # A tiny grid: two ProgNet seeds and one detector fold, small images, few epochs.
@@ -145,8 +145,6 @@ def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: P
     warm kernel, so this also shows that a warm kernel computes the same numbers. The
     uninterrupted batch runs in this process (the options parsed as `cxr batch` parses
     them; its kernels are processes all the same), the other in `cxr batch` processes."""
-    from cxrlib import cli
-
     common = ["--profile", "sample", "--data-dir", str(sample_dir), "--backbones", "alexnet",
               "--seeds", "0", "1", "--models", "cnn", "--folds", "0", "--workers", "1",
               "--no-reports", "--quiet", "--cache-dir", str(tmp_path / "cache")]
