@@ -112,9 +112,10 @@ def test_run_measured_reports_wall_time_memory_and_exit_code(tmp_path: Path) -> 
 
 
 def test_run_measured_adds_up_cpu_by_recipe_line_and_kind(tmp_path: Path) -> None:
-    """A make target's processes, polled: each recipe line's CPU is its own, a process
-    that maps TensorFlow's library (here a stand-in file of that name) is counted, and the
-    polled total agrees with what the operating system counted."""
+    """A make target's processes, polled: each recipe line's CPU is its own (and each
+    command's of a line that runs two side by side), a process that maps TensorFlow's
+    library (here a stand-in file of that name) is counted, and the polled total agrees
+    with what the operating system counted."""
     from benchmarks.whole import run_measured
 
     library = tmp_path / "libtensorflow_framework.so.2"
@@ -124,21 +125,26 @@ def test_run_measured_adds_up_cpu_by_recipe_line_and_kind(tmp_path: Path) -> Non
               "m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); t = time.process_time(); "
               "exec('while time.process_time() - t < 3.0: pass')")
     (tmp_path / "busy.py").write_text(busy)
+    (tmp_path / "side.py").write_text(busy.replace("1.5", "1.0"))
     (tmp_path / "mapped.py").write_text(mapped)
-    (tmp_path / "Makefile").write_text(
-        f"all:\n\t{sys.executable} busy.py\n\t{sys.executable} mapped.py\n")
+    (tmp_path / "Makefile").write_text(  # the second line runs in a shell, side by side
+        f"all:\n\t{sys.executable} busy.py\n"
+        f"\t{sys.executable} mapped.py & m=$$!; {sys.executable} side.py; wait $$m\n")
     block = run_measured(["make", "-s", "-C", str(tmp_path)], {**os.environ},
                          tmp_path / "make.log", cwd=tmp_path)
     summary = block["processes"]
     phases = summary["phases"]
-    assert list(phases) == ["(make itself)", "python busy.py", "python mapped.py"], phases
+    assert list(phases) == ["(make itself)", "python busy.py", "python mapped.py",
+                            "python side.py"], phases
+    assert phases["python side.py"]["cpu_s"] == pytest.approx(1.0, abs=0.5)
     assert phases["python busy.py"]["cpu_s"] == pytest.approx(1.5, abs=0.6)
     assert phases["python busy.py"]["tensorflow_processes"] == 0
     assert phases["python mapped.py"]["tensorflow_processes"] == 1
     assert phases["python mapped.py"]["cpu_s"] > 2.0
     assert set(phases["python mapped.py"]["kinds"]) == {"other"}
     assert set(phases["(make itself)"]["kinds"]) == {"other"}
-    assert summary["tensorflow_processes"] == 1 and summary["processes"] == 3
+    assert phases["(make itself)"]["processes"] == 2  # make and the shell of the second line
+    assert summary["tensorflow_processes"] == 1 and summary["processes"] == 5
     assert summary["polled_cpu_s"] == pytest.approx(summary["all_children_cpu_s"], abs=0.8)
 
 
