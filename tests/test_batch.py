@@ -113,19 +113,22 @@ def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path) -> None
 def test_failing_run_is_reported_and_the_others_complete(sample_dir: Path, tmp_path: Path) -> None:
     plan = _tiny_plan(sample_dir, tmp_path / "out", tmp_path / "cache")
     plan.runs[1].parameters["seq_len"] = 50  # no patient has 50 images: the notebook fails
-    finished = batch.run_all(plan, workers=2, progress=False)
-    status = {run.label: run.status for run in finished}
-    assert status == {"prognet alexnet seed 0": "ok", "prognet alexnet seed 1": "failed",
-                      "detector cnn fold 0": "ok"}
-    failed = plan.runs[1]
-    assert (failed.out_dir.with_name("seed-1.failed") / "02_prognet.ipynb").is_file()
-    assert failed.failed_notebook == str(failed.out_dir.with_name("seed-1.failed") / "02_prognet.ipynb")
-    assert failed.error.startswith("DataError:")  # the notebook's own exception, not papermill's
-    assert not failed.out_dir.exists()
-    assert runs.is_finished(plan.runs[0].out_dir) and runs.is_finished(plan.runs[2].out_dir)
-    # started again, the finished runs are skipped and the failed one is tried again
-    again = batch.run_all(plan, workers=1, progress=False)
+    with batch.Workers(2) as pool:  # both batches in the same two warm kernels
+        finished = batch.run_all(plan, pool=pool, progress=False)
+        status = {run.label: run.status for run in finished}
+        assert status == {"prognet alexnet seed 0": "ok", "prognet alexnet seed 1": "failed",
+                          "detector cnn fold 0": "ok"}
+        failed = plan.runs[1]
+        assert (failed.out_dir.with_name("seed-1.failed") / "02_prognet.ipynb").is_file()
+        assert failed.failed_notebook == str(failed.out_dir.with_name("seed-1.failed") / "02_prognet.ipynb")
+        assert failed.error.startswith("DataError:")  # the notebook's exception, not papermill's
+        assert not failed.out_dir.exists()
+        assert runs.is_finished(plan.runs[0].out_dir) and runs.is_finished(plan.runs[2].out_dir)
+        # started again, the finished runs are skipped and the failed one is tried again,
+        # in a kernel that has run (and perhaps failed) a notebook already
+        again = batch.run_all(plan, pool=pool, progress=False)
     assert [r.status for r in again] == ["skipped (finished)", "failed", "skipped (finished)"]
+    assert again[1].error.startswith("DataError:")
 
 
 def _cli(*args: str) -> list[str]:
@@ -138,13 +141,16 @@ def _tables(out: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: Path) -> None:
+def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: Path,
+                                                   capfd: pytest.CaptureFixture) -> None:
     """A batch killed mid-way and started again ends with what an uninterrupted one
     writes; the uninterrupted one starts a fresh kernel per run (--fresh-kernels), the
     other runs the detector (with its shortcut audit) and then both ProgNet seeds in one
     warm kernel, so this also shows that a warm kernel computes the same numbers. The
-    uninterrupted batch runs in this process (the options parsed as `cxr batch` parses
-    them; its kernels are processes all the same), the other in `cxr batch` processes."""
+    batch that is killed is a `cxr batch` process; the uninterrupted one and the one
+    started again run in this process (the options parsed as `cxr batch` parses them,
+    the second through the command's own entry point, console filter included; their
+    kernels are processes all the same)."""
     common = ["--profile", "sample", "--data-dir", str(sample_dir), "--backbones", "alexnet",
               "--seeds", "0", "1", "--models", "cnn", "--folds", "0", "--workers", "1",
               "--no-reports", "--quiet", "--cache-dir", str(tmp_path / "cache")]
@@ -157,25 +163,33 @@ def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: P
     assert json.loads((whole / "batch.json").read_text())["warm_kernels"] is False
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(_cli(*common, "--out", str(killed)), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not runs.is_finished(killed / "prognet/alexnet/seed-0"):
-        time.sleep(0.5)
-    time.sleep(2)  # let the next run get under way, then kill the whole process group
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    with open(tmp_path / "killed.log", "w") as console:
+        process = subprocess.Popen(_cli(*common, "--out", str(killed)), env=env,
+                                   stdout=console, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        # the last run (seed 1) under way: papermill has written its notebook, it has not
+        # finished (a run takes over a second); then kill the whole process group
+        under_way = killed / "prognet/alexnet/seed-1.partial/02_prognet.ipynb"
+        deadline = time.time() + 300
+        while time.time() < deadline and not under_way.is_file():
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert runs.is_finished(killed / "detector/cnn/fold-0")
     assert runs.is_finished(killed / "prognet/alexnet/seed-0")
+    assert not runs.is_finished(killed / "prognet/alexnet/seed-1") and under_way.is_file()
     unfinished = [p for p in killed.glob("*/*/*") if p.is_dir() and not runs.is_finished(p)]
-    assert all(p.name.endswith(".partial") for p in unfinished)  # nothing half-done looks finished
+    assert [p.name for p in unfinished] == ["seed-1.partial"]  # half-done does not look finished
+    printed = (tmp_path / "killed.log").read_text()
+    for noise in ("ERROR", "Traceback", "use_unbounded_threadpool"):
+        assert noise not in printed  # a quiet console when all is well, up to the kill
 
-    result = subprocess.run(_cli(*common, "--out", str(killed)), env=env, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "skipped (finished)" in result.stdout
+    capfd.readouterr()
+    assert cli.main(["batch", *common, "--out", str(killed)]) == 0  # as `cxr batch` runs
+    out, err = capfd.readouterr()
+    assert "3 runs: 2 skipped (finished), 1 ok" in out  # only the killed run again
     for noise in ("ERROR", "Traceback", "KeyboardInterrupt", "use_unbounded_threadpool"):
-        assert noise not in result.stdout + result.stderr  # a quiet console when all is well
+        assert noise not in out + err  # its kernels' shutdown included
     assert _results(killed) == _results(whole)
     assert len(_results(whole)) == 3
     assert len(_tables(whole)) == 7 and _tables(killed) == _tables(whole)
