@@ -6,10 +6,10 @@ its tree (pid, parent, command line, CPU seconds so far, whether it has loaded
 TensorFlow's library); ``Tree.summary`` then adds the last CPU reading of each process up
 by *phase* (the command of make's child it descends from: one recipe line, or one
 command of a line that a shell runs side by side with others; the shell itself counts
-as make's) and by *kind* of process. A process that lives less than one polling interval may be missed, and one
-that ends loses at most its last interval: ``all_children_cpu_s`` (the operating
-system's own total for every finished descendant, ``getrusage``) is kept beside the
-polled sum so the reader sees how much was missed.
+as make's) and by *kind* of process. A process that lives less than one polling
+interval may be missed, and one that ends loses at most its last interval:
+``all_children_cpu_s`` (the operating system's own total for every finished descendant,
+``getrusage``) is kept beside the polled sum so the reader sees how much was missed.
 """
 from __future__ import annotations
 
@@ -146,25 +146,22 @@ class Tree:
         by_pid = {s.pid: s for s in in_order}  # a reused pid: its latest process
         root_pid = self.root.pid
 
-        def line_of(seen: Seen) -> Seen:  # the child of the root it descends from, or
-            # of the shell that is that child: a recipe line that starts commands side by
-            # side (`a & b; wait`) is a phase per command
+        def line_of(seen: Seen) -> Seen:
+            """The child of the root it descends from; when that child is a shell running
+            a recipe line, the shell's child (a line that starts commands side by side,
+            `a & b; wait`, is a phase per command) and, for the shell itself, the root."""
             chain = [seen]
             while seen.ppid != root_pid and seen.ppid in by_pid and seen.pid != root_pid:
                 seen = by_pid[seen.ppid]
                 chain.append(seen)
-            if len(chain) > 1 and is_shell(seen.command):
-                return chain[-2]
+            if seen.ppid == root_pid and is_shell(seen.command):
+                return chain[-2] if len(chain) > 1 else by_pid.get(root_pid, seen)
             return seen
 
         labels: dict[int, str] = {}  # one label per recipe line, numbered when repeated
         lines: list[tuple[Seen, str]] = []  # each process with its recipe line's label
-        shells = {s.pid for s in in_order if s.ppid == root_pid and is_shell(s.command)
-                  and any(o.ppid == s.pid for o in in_order)}
         for seen in in_order:
             top = line_of(seen)
-            if top.pid in shells:
-                top = by_pid.get(root_pid, top)
             if top.pid not in labels:
                 label = "(make itself)" if top.pid == root_pid else phase_label(top.command)
                 taken = sum(1 for v in labels.values() if v.split(" #")[0] == label)
