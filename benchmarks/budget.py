@@ -106,6 +106,7 @@ def batch_budget(out: str | Path, flops: bool = True) -> dict:
         experiment = kind.split()[0]  # "detector cnn" -> "detector"
         if flops and experiment in ("prognet", "detector"):
             record["train_flops"] = run_training_flops(Path(row.folder), experiment)
+            record["audit_flops"] = run_audit_flops(Path(row.folder), record["train_flops"])
         per_kind[kind].append(record)
     return {kind: summarise(records) for kind, records in per_kind.items()}
 
@@ -119,6 +120,14 @@ def batch_phases(out: str | Path) -> dict:
     except (OSError, ValueError):
         return {}
     return {**record.get("phases_s", {}), "batch_s": record.get("seconds")}
+
+
+def batch_workers(out: str | Path) -> int | None:
+    """How many workers the finished batch in ``out`` ran its runs on (``batch.json``)."""
+    try:
+        return json.loads((Path(out) / "batch.json").read_text()).get("workers")
+    except (OSError, ValueError):
+        return None
 
 
 def summarise(records: list[dict]) -> dict:
@@ -135,6 +144,9 @@ def summarise(records: list[dict]) -> dict:
         train_s = sum(r["stages"].get("train", 0.0) for r in counted)
         block["train_gflop_per_run"] = flops / len(counted) / 1e9
         block["train_gflops"] = flops / train_s / 1e9 if train_s else None
+    audited = [r for r in records if r.get("audit_flops")]
+    if audited:
+        block["audit_gflop_per_run"] = sum(r["audit_flops"] for r in audited) / len(audited) / 1e9
     return block
 
 
@@ -197,6 +209,60 @@ def run_training_flops(folder: Path, kind: str) -> int | None:
         watched = sum(counts["test"].values())
     model = keras.saving.load_model(folder / "model" / head, compile=False)
     return training_flops(forward_flops(model), train, watched, epochs)
+
+
+def run_audit_flops(folder: Path, train_flops: int | None) -> int | None:
+    """Training FLOPs of a detector run's shortcut audit: its second head is the same
+    model trained on as many rows (the lungs-blanked views of the same images) for as
+    many epochs (``detector.shortcut_audit``), so it costs the training's own FLOPs.
+    None when the run made no audit, or stopped early (its epochs are not saved)."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if metrics.get("experiment") != "detector" or not metrics.get("shortcut_audit"):
+        return None
+    if metrics.get("parameters", {}).get("early_stopping"):
+        return None
+    return train_flops
+
+
+FLOOR_RATES = {"detector cnn_lstm": "small_gflops", "prognet": "prognet_gflops"}
+"""The bare rate that bounds each kind's training: the multiplies of its LSTM's shape
+(``matmul_rate``); other kinds (the detector's flatten-and-dense head) at the 2048² rate."""
+
+
+def arithmetic_floor(budget: dict, matmul: dict | None) -> dict | None:
+    """The least time the counted training arithmetic of a batch's runs (each kind's
+    training and audit FLOPs, times its runs) takes at the bare rates of its shapes with
+    the whole machine (``matmul``: both cores for one multiply), and at the 2048² rate.
+    A lower bound on the batch's runs however they are spread over workers: it leaves
+    out everything but the counted multiplies. None without a measured rate or FLOPs.
+
+    A budget recorded before audits were counted (2026-12-02) has an ``audit`` stage but no
+    ``audit_gflop_per_run``; its audit is counted as the training again, which is what
+    ``run_audit_flops`` finds for every audit that did not stop early (no batch profile
+    stops early)."""
+    if not matmul or not matmul.get("gflops"):
+        return None
+    kinds, shaped, big = {}, 0.0, 0.0
+    for kind, block in budget.items():
+        train = block.get("train_gflop_per_run") or 0.0
+        audit = block.get("audit_gflop_per_run")
+        if audit is None and "audit" in block.get("stages_mean_s", {}):
+            audit = train  # recorded before audits were counted: the same training again
+        per_run = train + (audit or 0.0)
+        if not per_run:
+            continue
+        gflop = per_run * block["runs"]
+        rate = matmul.get(FLOOR_RATES.get(kind, "gflops")) or matmul["gflops"]
+        kinds[kind] = {"gflop": gflop, "rate_gflops": rate, "seconds": gflop / rate}
+        shaped += gflop / rate
+        big += gflop / matmul["gflops"]
+    if not kinds:
+        return None
+    return {"kinds": kinds, "gflop": sum(k["gflop"] for k in kinds.values()),
+            "seconds": shaped, "seconds_at_big_rate": big}
 
 
 #: The LSTM multiplies of each head, as (steps, batch, inputs, units): the detector's

@@ -68,6 +68,7 @@ def run(work_dir: Path, log_dir: Path, targets=TARGETS, log=print) -> dict:
         if target == "reproduce":
             block["budget"] = budget.batch_budget(where / "results" / "sample")
             block["phases_s"] = budget.batch_phases(where / "results" / "sample")
+            block["workers"] = budget.batch_workers(where / "results" / "sample")
         if block["exit_code"] != 0:
             block["error"] = tail(Path(block["log"]))
         log(f"make {target}: exit {block['exit_code']}, {block['wall_s']:.0f} s")

@@ -217,36 +217,62 @@ def whole_lines(section: dict) -> list[str]:
 
 
 GOALS = (
-    ("`make test`, after installation", ("loops", "targets", "test", "wall_s"), 5),
-    ("`make reproduce`'s batch (sample data)",
-     ("loops", "targets", "reproduce", "phases_s", "batch_s"), 4),
-    ("the paper grid, cold feature cache", ("whole", "runs", "cold", "wall_s"), 15),
-    ("the paper grid, warm feature cache", ("whole", "runs", "warm", "wall_s"), 10),
+    ("`make test`, after installation", ("loops", "targets", "test"), "wall_s", 5),
+    ("`make reproduce`'s batch (sample data)", ("loops", "targets", "reproduce"),
+     "phases_s.batch_s", 4),
+    ("the paper grid, cold feature cache", ("whole", "runs", "cold"), "wall_s", 15),
+    ("the paper grid, warm feature cache", ("whole", "runs", "warm"), "wall_s", 10),
 )
-"""The loops a newcomer and a reproducer wait for, and the minutes each should take on a
-2-core machine (the fast-loops goals)."""
+"""The loops a newcomer and a reproducer wait for: where the benchmark JSON keeps each
+one's block and its measured seconds in it, and the minutes each should take on a 2-core
+machine (the fast-loops goals)."""
+GOAL_CORES = 2
+
+
+def _lookup(value, keys) -> object:
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def goals_lines(result: dict) -> list[str]:
-    """Each loop's goal beside what the benchmark measured (– where not measured)."""
+    """Each loop's goal beside what the benchmark measured (– where not measured), and
+    two floors: its measured CPU seconds over the goal's two cores (the same work packed
+    with no idle moment), and for the paper grid its training's arithmetic at the bare
+    rates of its shapes (``budget.arithmetic_floor``)."""
+    from benchmarks.budget import arithmetic_floor
+
     rows = []
-    for title, keys, goal in GOALS:
-        value = result
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
+    for title, keys, seconds_key, goal in GOALS:
+        block = _lookup(result, keys)
+        value = _lookup(block, seconds_key.split("."))
         minutes = value / 60 if isinstance(value, (int, float)) else None
         met = "–" if minutes is None else ("✓" if minutes <= goal else "✗")
+        cpu = _lookup(block, ("processes", "polled_cpu_s"))
+        packed = cpu / GOAL_CORES / 60 if isinstance(cpu, (int, float)) else None
+        floor = (arithmetic_floor(block.get("budget") or {}, result[keys[0]].get("matmul"))
+                 if keys[0] == "whole" and isinstance(block, dict) else None)
         measured = ((result.get(keys[0]) or {}).get("measured") or {}).get("finished", "")
-        rows.append([title, num(goal), num(minutes), met, measured[:10] or "–"])
+        rows.append([title, num(goal), num(minutes), met, num(packed),
+                     num(floor["seconds"] / 60) if floor else "–", measured[:10] or "–"])
     return ["**The loops and their goals** (minutes on a 2-core machine; the sections below "
-            "measure them, on the date given, and say where the time goes):", "",
-            *table(["Loop", "Goal", "Measured", "Met", "Measured on"], rows)]
+            "measure them, on the date given, and say where the time goes). *CPU-s ÷ 2*: "
+            "the CPU seconds the loop's processes used, over two cores: how long the same "
+            "work takes with not one idle moment. *Arithmetic floor*: the counted "
+            "multiplies of the grid's trainings and shortcut audits at the bare rates of "
+            "their shapes on the same machine (below its budget tables), before any "
+            "feature, kernel start or report:", "",
+            *table(["Loop", "Goal", "Measured", "Met", "CPU-s ÷ 2", "Arithmetic floor",
+                    "Measured on"], rows)]
 
 
-def budget_table(budget: dict, matmul: dict | None) -> list[str]:
+def budget_table(budget: dict, matmul: dict | None, workers: int | None = None) -> list[str]:
     """One row per kind of run: mean seconds per run in each stage (they add up to the
-    run's seconds), and the training's achieved rate against the bare matmul's."""
-    from benchmarks.budget import STAGE_TITLES, STAGES
+    run's seconds), and the training's achieved rate against the bare matmul's: the
+    whole machine's 2048² rate, and the bare rate of the head's own shape shared
+    between the batch's ``workers`` (each worker's training had about that share of
+    the cores while the others trained too)."""
+    from benchmarks.budget import FLOOR_RATES, STAGE_TITLES, STAGES
 
     stages = [s for s in STAGES if any(s in b.get("stages_mean_s", {}) for b in budget.values())]
     order = sorted(budget, key=lambda k: (k.startswith("report"), k))
@@ -256,12 +282,36 @@ def budget_table(budget: dict, matmul: dict | None) -> list[str]:
         rate = block.get("train_gflops")
         share = (f"{rate / matmul['gflops']:.0%}" if rate and matmul and matmul.get("gflops")
                  else "–")
+        shape_rate = (matmul or {}).get(FLOOR_RATES.get(kind, "gflops"))
+        per_worker = (f"{rate * workers / shape_rate:.0%}" if rate and workers and shape_rate
+                      else "–")
         rows.append([kind, str(block["runs"]), num(block["mean_s"]),
                      *[num(block["stages_mean_s"].get(s)) if s in block["stages_mean_s"]
                        else "–" for s in stages],
-                     num(block.get("train_gflop_per_run")), num(rate), share])
+                     num(block.get("train_gflop_per_run")), num(rate), share, per_worker])
     return table(["Kind of run", "Runs", "s / run", *[STAGE_TITLES[s] for s in stages],
-                  "Training GFLOP / run", "Training GFLOP/s", "of bare matmul"], rows)
+                  "Training GFLOP / run", "Training GFLOP/s", "of bare matmul",
+                  "of its shape's rate per worker"], rows)
+
+
+def floor_sentence(budget: dict, matmul: dict | None) -> str:
+    """The least time the runs' counted training arithmetic takes on this machine
+    (``budget.arithmetic_floor``), in words; empty when it cannot be computed."""
+    from benchmarks.budget import arithmetic_floor
+
+    floor = arithmetic_floor(budget, matmul)
+    if not floor:
+        return ""
+    slowest = max(floor["kinds"], key=lambda k: floor["kinds"][k]["seconds"])
+    part = floor["kinds"][slowest]
+    return (f"*Arithmetic floor*: the counted multiplies of these runs' trainings and "
+            f"shortcut audits, {floor['gflop']:,.0f} GFLOP, take at least "
+            f"{num(floor['seconds'])} s ({num(floor['seconds'] / 60)} min) with both cores "
+            f"at the bare rates of their shapes ({slowest}: {part['gflop']:,.0f} GFLOP at "
+            f"{num(part['rate_gflops'])} GFLOP/s, {num(part['seconds'])} s), and "
+            f"{num(floor['seconds_at_big_rate'])} s ({num(floor['seconds_at_big_rate'] / 60)} "
+            f"min) even at the 2048² rate: before any kernel start, table, feature, "
+            f"evaluation or report.")
 
 
 def matmul_sentence(matmul: dict | None) -> str:
@@ -290,7 +340,11 @@ BUDGET_NOTE = ("Seconds are the mean per run that finished, from papermill's cel
                "the kernel, papermill reading and writing the notebook. *Training GFLOP* "
                "counts the matrix multiplies of the saved head (Dense and LSTM layers, "
                "forward, plus twice that backward) over the epochs trained, the test fold "
-               "watched after every epoch included (`benchmarks/budget.py`).")
+               "watched after every epoch included (`benchmarks/budget.py`). *Of its "
+               "shape's rate per worker* sets the training's rate against the bare rate of "
+               "the multiplies of its head's shape (the LSTM's; the 2048² one for a head "
+               "without an LSTM), divided among the batch's workers: while two workers "
+               "train at once, each has about half of the cores the bare rate used.")
 
 
 def phases_sentence(phases: dict | None) -> str:
@@ -309,8 +363,11 @@ def mode_budgets(section: dict) -> list[str]:
     lines = []
     for mode, block in section["runs"].items():
         if block.get("budget"):
+            floor = floor_sentence(block["budget"], section.get("matmul"))
             lines += ["", f"*{mode} cache*: {phases_sentence(block.get('phases_s'))}", "",
-                      *budget_table(block["budget"], section.get("matmul"))]
+                      *budget_table(block["budget"], section.get("matmul"),
+                                    block.get("workers")),
+                      *(["", floor] if floor else [])]
     return lines
 
 
@@ -352,7 +409,8 @@ def loops_lines(section: dict | None) -> list[str]:
         lines += ["", f"**Time budget of `make reproduce`** (the sample batch). {BUDGET_NOTE} "
                   f"{matmul_sentence(section.get('matmul'))} "
                   f"{phases_sentence(reproduce.get('phases_s'))}",
-                  "", *budget_table(reproduce["budget"], section.get("matmul"))]
+                  "", *budget_table(reproduce["budget"], section.get("matmul"),
+                                    reproduce.get("workers"))]
     return lines
 
 

@@ -158,15 +158,23 @@ def test_pytest_phases_reads_closing_lines(tmp_path: Path) -> None:
 
 
 def test_goals_table_reads_the_measured_minutes() -> None:
-    result = {"loops": {"targets": {"test": {"wall_s": 270.0},
+    result = {"loops": {"targets": {"test": {"wall_s": 270.0,
+                                             "processes": {"polled_cpu_s": 480.0}},
                                     "reproduce": {"phases_s": {"batch_s": 300.0}}},
                         "measured": {"finished": "2026-12-01T10:00:00"}},
-              "whole": {"runs": {"cold": {"wall_s": 1200.0}}}}
+              "whole": {"matmul": {"gflops": 100.0, "small_gflops": 50.0},
+                        "runs": {"cold": {"wall_s": 1200.0,
+                                          "processes": {"polled_cpu_s": 2160.0},
+                                          "budget": {"detector cnn_lstm": {
+                                              "runs": 2, "train_gflop_per_run": 1500.0,
+                                              "stages_mean_s": {"train": 1.0,
+                                                                "audit": 1.0}}}}}}}
     text = "\n".join(render.goals_lines(result))
-    assert "| `make test`, after installation | 5.00 | 4.50 | ✓ | 2026-12-01 |" in text
-    assert "| `make reproduce`'s batch (sample data) | 4.00 | 5.00 | ✗ | 2026-12-01 |" in text
-    assert "| the paper grid, cold feature cache | 15.0 | 20.0 | ✗ | – |" in text
-    assert "| the paper grid, warm feature cache | 10.0 | – | – | – |" in text
+    assert "| `make test`, after installation | 5.00 | 4.50 | ✓ | 4.00 | – | 2026-12-01 |" in text
+    assert "| `make reproduce`'s batch (sample data) | 4.00 | 5.00 | ✗ | – | – | 2026-12-01 |" in text
+    # 2 runs x (1500 + 1500 audit) GFLOP at 50 GFLOP/s: 120 s
+    assert "| the paper grid, cold feature cache | 15.0 | 20.0 | ✗ | 18.0 | 2.00 | – |" in text
+    assert "| the paper grid, warm feature cache | 10.0 | – | – | – | – | – |" in text
 
 
 def test_paper_budget_renders_the_subset_it_measured() -> None:
@@ -182,3 +190,66 @@ def test_paper_budget_renders_the_subset_it_measured() -> None:
     assert "--seeds 0 1 --folds 0" in text and "*warm cache*: Of the batch's wall time (600 s)" in text
     assert "| detector | 1 | 100 | 1.00 | 60.0 | 39.0 |" in text
     assert render.paper_budget_lines(None) == []
+
+
+def _detector_metrics(folder: Path, audit: dict | None, early_stopping: int | None) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(
+        {"experiment": "detector", "shortcut_audit": audit,
+         "parameters": {"early_stopping": early_stopping}}))
+    return folder
+
+
+def test_run_audit_flops_counts_the_audit_as_the_training_again(tmp_path: Path) -> None:
+    audited = _detector_metrics(tmp_path / "a", {"lungs_blanked": 0.5}, None)
+    assert budget.run_audit_flops(audited, 1234) == 1234
+    assert budget.run_audit_flops(_detector_metrics(tmp_path / "b", None, None), 1234) is None
+    stopped = _detector_metrics(tmp_path / "c", {"lungs_blanked": 0.5}, 10)
+    assert budget.run_audit_flops(stopped, 1234) is None  # its epochs are not saved
+    assert budget.run_audit_flops(tmp_path / "missing", 1234) is None
+    records = [{"seconds": 10.0, "stages": {"train": 4.0, "audit": 5.0},
+                "train_flops": 8e9, "audit_flops": 8e9},
+               {"seconds": 12.0, "stages": {"train": 4.0, "audit": 6.0},
+                "train_flops": 8e9, "audit_flops": None}]
+    block = budget.summarise(records)
+    assert block["train_gflop_per_run"] == 8.0 and block["audit_gflop_per_run"] == 8.0
+    assert "audit_gflop_per_run" not in budget.summarise([{**records[1]}])
+
+
+def test_arithmetic_floor_takes_each_kind_at_the_rate_of_its_shape() -> None:
+    matmul = {"gflops": 100.0, "small_gflops": 50.0, "prognet_gflops": 40.0}
+    grid = {"detector cnn_lstm": {"runs": 2, "mean_s": 60.0, "train_gflop_per_run": 500.0,
+                                  "audit_gflop_per_run": 500.0,
+                                  "stages_mean_s": {"train": 30.0, "audit": 30.0}},
+            "detector cnn": {"runs": 2, "mean_s": 2.0, "train_gflop_per_run": 100.0,
+                             "stages_mean_s": {"train": 1.0, "audit": 1.0}},  # audit uncounted
+            "prognet": {"runs": 4, "mean_s": 1.0, "train_gflop_per_run": 10.0,
+                        "stages_mean_s": {"train": 1.0}},
+            "report use": {"runs": 1, "mean_s": 3.0, "stages_mean_s": {"report": 3.0}}}
+    floor = budget.arithmetic_floor(grid, matmul)
+    assert set(floor["kinds"]) == {"detector cnn_lstm", "detector cnn", "prognet"}
+    assert floor["kinds"]["detector cnn_lstm"] == {"gflop": 2000.0, "rate_gflops": 50.0,
+                                                   "seconds": 40.0}
+    assert floor["kinds"]["detector cnn"]["gflop"] == 400.0  # its audit as its training
+    assert floor["kinds"]["prognet"]["seconds"] == 1.0
+    assert floor["seconds"] == 40.0 + 4.0 + 1.0 and floor["gflop"] == 2440.0
+    assert floor["seconds_at_big_rate"] == 24.4
+    assert budget.arithmetic_floor(grid, None) is None
+    assert budget.arithmetic_floor({"report use": grid["report use"]}, matmul) is None
+    text = render.floor_sentence(grid, matmul)
+    assert "2,440 GFLOP, take at least 45.0 s" in text
+    assert "(detector cnn_lstm: 2,000 GFLOP at 50.0 GFLOP/s, 40.0 s)" in text
+    assert "24.4 s (0.41 min) even at the 2048² rate" in text
+    rows = "\n".join(render.budget_table(grid, matmul, workers=2))
+    assert "| detector cnn_lstm | 2 |" in rows and "of its shape's rate per worker |" in rows
+    grid["detector cnn_lstm"]["train_gflops"] = 20.0  # 2 workers x 20 against 50: 80 %
+    rows = "\n".join(render.budget_table(grid, matmul, workers=2))
+    assert "| 20.0 | 20% | 80% |" in rows
+    rows = "\n".join(render.budget_table(grid, matmul))  # workers unknown
+    assert "| 20.0 | 20% | – |" in rows
+
+
+def test_batch_workers_reads_batch_json(tmp_path: Path) -> None:
+    assert budget.batch_workers(tmp_path) is None
+    (tmp_path / "batch.json").write_text(json.dumps({"workers": 2, "seconds": 10.0}))
+    assert budget.batch_workers(tmp_path) == 2
