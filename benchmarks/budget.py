@@ -144,9 +144,9 @@ def summarise(records: list[dict]) -> dict:
         train_s = sum(r["stages"].get("train", 0.0) for r in counted)
         block["train_gflop_per_run"] = flops / len(counted) / 1e9
         block["train_gflops"] = flops / train_s / 1e9 if train_s else None
-    audited = [r for r in records if r.get("audit_flops")]
-    if audited:
-        block["audit_gflop_per_run"] = sum(r["audit_flops"] for r in audited) / len(audited) / 1e9
+    if any("audit_flops" in r for r in records):  # None: no audit counted (or none made)
+        audited = [r["audit_flops"] for r in records if r.get("audit_flops")]
+        block["audit_gflop_per_run"] = sum(audited) / len(audited) / 1e9 if audited else None
     return block
 
 
@@ -240,16 +240,17 @@ def arithmetic_floor(budget: dict, matmul: dict | None) -> dict | None:
     out everything but the counted multiplies. None without a measured rate or FLOPs.
 
     A budget recorded before audits were counted (2026-12-02) has an ``audit`` stage but no
-    ``audit_gflop_per_run``; its audit is counted as the training again, which is what
-    ``run_audit_flops`` finds for every audit that did not stop early (no batch profile
-    stops early)."""
+    ``audit_gflop_per_run`` key; its audit is counted as the training again, which is what
+    ``run_audit_flops`` finds for every audit that did not stop early (those budgets are
+    of the paper and sample profiles, which never stop early). A budget recorded since
+    has the key, None where no audit could be counted, which then adds nothing."""
     if not matmul or not matmul.get("gflops"):
         return None
     kinds, shaped, big = {}, 0.0, 0.0
     for kind, block in budget.items():
         train = block.get("train_gflop_per_run") or 0.0
         audit = block.get("audit_gflop_per_run")
-        if audit is None and "audit" in block.get("stages_mean_s", {}):
+        if "audit_gflop_per_run" not in block and "audit" in block.get("stages_mean_s", {}):
             audit = train  # recorded before audits were counted: the same training again
         per_run = train + (audit or 0.0)
         if not per_run:

@@ -411,6 +411,8 @@ def loops_lines(section: dict | None) -> list[str]:
                   f"{phases_sentence(reproduce.get('phases_s'))}",
                   "", *budget_table(reproduce["budget"], section.get("matmul"),
                                     reproduce.get("workers"))]
+        if floor := floor_sentence(reproduce["budget"], section.get("matmul")):
+            lines += ["", floor]
     return lines
 
 

@@ -170,8 +170,10 @@ def test_goals_table_reads_the_measured_minutes() -> None:
                                               "stages_mean_s": {"train": 1.0,
                                                                 "audit": 1.0}}}}}}}
     text = "\n".join(render.goals_lines(result))
-    assert "| `make test`, after installation | 5.00 | 4.50 | ✓ | 4.00 | – | 2026-12-01 |" in text
-    assert "| `make reproduce`'s batch (sample data) | 4.00 | 5.00 | ✗ | – | – | 2026-12-01 |" in text
+    assert ("| `make test`, after installation | 5.00 | 4.50 | ✓ | 4.00 | – | 2026-12-01 |"
+            in text)
+    assert ("| `make reproduce`'s batch (sample data) | 4.00 | 5.00 | ✗ | – | – | 2026-12-01 |"
+            in text)
     # 2 runs x (1500 + 1500 audit) GFLOP at 50 GFLOP/s: 120 s
     assert "| the paper grid, cold feature cache | 15.0 | 20.0 | ✗ | 18.0 | 2.00 | – |" in text
     assert "| the paper grid, warm feature cache | 10.0 | – | – | – | – | – |" in text
@@ -213,7 +215,8 @@ def test_run_audit_flops_counts_the_audit_as_the_training_again(tmp_path: Path) 
                 "train_flops": 8e9, "audit_flops": None}]
     block = budget.summarise(records)
     assert block["train_gflop_per_run"] == 8.0 and block["audit_gflop_per_run"] == 8.0
-    assert "audit_gflop_per_run" not in budget.summarise([{**records[1]}])
+    assert budget.summarise([records[1]])["audit_gflop_per_run"] is None  # counted: none
+    assert "audit_gflop_per_run" not in budget.summarise([{"seconds": 1.0, "stages": {}}])
 
 
 def test_arithmetic_floor_takes_each_kind_at_the_rate_of_its_shape() -> None:
@@ -235,6 +238,8 @@ def test_arithmetic_floor_takes_each_kind_at_the_rate_of_its_shape() -> None:
     assert floor["seconds"] == 40.0 + 4.0 + 1.0 and floor["gflop"] == 2440.0
     assert floor["seconds_at_big_rate"] == 24.4
     assert budget.arithmetic_floor(grid, None) is None
+    stopped_early = {"detector cnn": {**grid["detector cnn"], "audit_gflop_per_run": None}}
+    assert budget.arithmetic_floor(stopped_early, matmul)["gflop"] == 200.0  # not guessed
     assert budget.arithmetic_floor({"report use": grid["report use"]}, matmul) is None
     text = render.floor_sentence(grid, matmul)
     assert "2,440 GFLOP, take at least 45.0 s" in text
@@ -247,6 +252,12 @@ def test_arithmetic_floor_takes_each_kind_at_the_rate_of_its_shape() -> None:
     assert "| 20.0 | 20% | 80% |" in rows
     rows = "\n".join(render.budget_table(grid, matmul))  # workers unknown
     assert "| 20.0 | 20% | – |" in rows
+    loops_section = {"status": "ok", "commit": "abc1234", "targets": {
+        "reproduce": {"wall_s": 200.0, "exit_code": 0, "budget": grid, "workers": 2}},
+        "matmul": {**matmul, "size": 2048, "chain": "dependent", "small_shape": [32, 576, 256],
+                   "small_chain": 49, "prognet_shape": [32, 2198, 600], "prognet_chain": 3}}
+    text = "\n".join(render.loops_lines(loops_section))
+    assert "| 20.0 | 20% | 80% |" in text and "2,440 GFLOP, take at least 45.0 s" in text
 
 
 def test_batch_workers_reads_batch_json(tmp_path: Path) -> None:
