@@ -128,10 +128,14 @@ class Tree:
                     key = (process.pid, process.create_time())
                     times = process.cpu_times()
                     sizes.append(process.memory_info().rss)
+                    command = " ".join(process.cmdline())
                     seen = self.seen.get(key)
                     if seen is None:
                         seen = self.seen[key] = Seen(process.pid, process.ppid(), key[1],
-                                                     " ".join(process.cmdline()), 0.0, now)
+                                                     command, 0.0, now)
+                    # a child polled between fork and exec still showed its parent's
+                    # command line (make's, say): the one it runs is the last one seen
+                    seen.command = command or seen.command
                     seen.cpu_s, seen.last = times.user + times.system, now
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue

@@ -283,3 +283,52 @@ def test_rendered_commands_name_no_machine_path() -> None:
                                  "--out results/b.json /tmp/y")
     assert shown == ("python -m benchmarks --only whole --work-dir WORK_DIR "
                      "--out results/b.json PATH")
+
+
+class _FakeProcess:
+    """What ``processes.Tree.poll`` reads of a psutil process, with a command line that
+    changes (a forked child before and after its exec)."""
+
+    def __init__(self, pid: int, ppid: int, commands: list[list[str]]) -> None:
+        self.pid, self._ppid, self.commands = pid, ppid, commands
+
+    def oneshot(self):
+        import contextlib
+        return contextlib.nullcontext()
+
+    def create_time(self) -> float:
+        return 100.0 + self.pid
+
+    def ppid(self) -> int:
+        return self._ppid
+
+    def cmdline(self) -> list[str]:
+        return self.commands[0] if len(self.commands) == 1 else self.commands.pop(0)
+
+    def cpu_times(self):
+        from types import SimpleNamespace
+        return SimpleNamespace(user=1.0, system=0.5)
+
+    def memory_info(self):
+        from types import SimpleNamespace
+        return SimpleNamespace(rss=1024)
+
+    def children(self, recursive: bool = False) -> list:
+        return self.kids
+
+
+def test_a_child_polled_before_its_exec_is_named_by_what_it_runs() -> None:
+    """A child of make polled between its fork and its exec still shows make's command
+    line; the recipe line is named after the command it then runs (the CI of 2026-12-02
+    once found a phase called "make <folder>" for `python busy.py`)."""
+    from benchmarks.processes import Tree
+
+    root = _FakeProcess(1, 0, [["make", "-s", "-C", "/tmp/x"]])
+    child = _FakeProcess(2, 1, [["make", "-s", "-C", "/tmp/x"], ["/usr/bin/python", "busy.py"]])
+    root.kids = [child]
+    tree = Tree(root)
+    tree.poll()  # the child not yet exec'd
+    tree.poll()
+    phases = tree.summary()["phases"]
+    assert list(phases) == ["(make itself)", "python busy.py"], phases
+    assert phases["python busy.py"]["cpu_s"] == 1.5
