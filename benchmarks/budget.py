@@ -227,9 +227,15 @@ def run_audit_flops(folder: Path, train_flops: int | None) -> int | None:
     return train_flops
 
 
-FLOOR_RATES = {"detector cnn_lstm": "small_gflops", "prognet": "prognet_gflops"}
-"""The bare rate that bounds each kind's training: the multiplies of its LSTM's shape
-(``matmul_rate``); other kinds (the detector's flatten-and-dense head) at the 2048² rate."""
+SHAPE_RATES = {"detector cnn_lstm": "small_gflops", "prognet": "prognet_gflops"}
+"""Which bare rate of ``matmul_rate`` bounds each kind's training: the multiplies of its
+LSTM's shape; other kinds (the detector's flatten-and-dense head) the 2048² rate."""
+
+
+def shape_rate(kind: str, matmul: dict | None) -> float | None:
+    """The bare GFLOP/s of the multiplies of ``kind``'s head (``SHAPE_RATES``); None where
+    that rate was not measured (ProgNet's shape before 2026-12-01's fifth session)."""
+    return (matmul or {}).get(SHAPE_RATES.get(kind, "gflops"))
 
 
 def arithmetic_floor(budget: dict, matmul: dict | None) -> dict | None:
@@ -246,24 +252,22 @@ def arithmetic_floor(budget: dict, matmul: dict | None) -> dict | None:
     has the key, None where no audit could be counted, which then adds nothing."""
     if not matmul or not matmul.get("gflops"):
         return None
-    kinds, shaped, big = {}, 0.0, 0.0
+    kinds = {}
     for kind, block in budget.items():
         train = block.get("train_gflop_per_run") or 0.0
         audit = block.get("audit_gflop_per_run")
         if "audit_gflop_per_run" not in block and "audit" in block.get("stages_mean_s", {}):
             audit = train  # recorded before audits were counted: the same training again
-        per_run = train + (audit or 0.0)
-        if not per_run:
-            continue
-        gflop = per_run * block["runs"]
-        rate = matmul.get(FLOOR_RATES.get(kind, "gflops")) or matmul["gflops"]
-        kinds[kind] = {"gflop": gflop, "rate_gflops": rate, "seconds": gflop / rate}
-        shaped += gflop / rate
-        big += gflop / matmul["gflops"]
+        gflop = (train + (audit or 0.0)) * block["runs"]
+        if gflop:
+            rate = shape_rate(kind, matmul) or matmul["gflops"]  # faster: still a floor
+            kinds[kind] = {"gflop": gflop, "rate_gflops": rate, "seconds": gflop / rate}
     if not kinds:
         return None
-    return {"kinds": kinds, "gflop": sum(k["gflop"] for k in kinds.values()),
-            "seconds": shaped, "seconds_at_big_rate": big}
+    gflop = sum(k["gflop"] for k in kinds.values())
+    return {"kinds": kinds, "gflop": gflop,
+            "seconds": sum(k["seconds"] for k in kinds.values()),
+            "seconds_at_big_rate": gflop / matmul["gflops"]}
 
 
 #: The LSTM multiplies of each head, as (steps, batch, inputs, units): the detector's

@@ -238,8 +238,8 @@ def _lookup(value, keys) -> object:
 def goals_lines(result: dict) -> list[str]:
     """Each loop's goal beside what the benchmark measured (– where not measured), and
     two floors: its measured CPU seconds over the goal's two cores (the same work packed
-    with no idle moment), and for the paper grid its training's arithmetic at the bare
-    rates of its shapes (``budget.arithmetic_floor``)."""
+    with no idle moment), and where its batch's budget was measured, its training's
+    arithmetic at the bare rates of its shapes (``budget.arithmetic_floor``)."""
     from benchmarks.budget import arithmetic_floor
 
     rows = []
@@ -250,8 +250,8 @@ def goals_lines(result: dict) -> list[str]:
         met = "–" if minutes is None else ("✓" if minutes <= goal else "✗")
         cpu = _lookup(block, ("processes", "polled_cpu_s"))
         packed = cpu / GOAL_CORES / 60 if isinstance(cpu, (int, float)) else None
-        floor = (arithmetic_floor(block.get("budget") or {}, result[keys[0]].get("matmul"))
-                 if keys[0] == "whole" and isinstance(block, dict) else None)
+        floor = arithmetic_floor(_lookup(block, ("budget",)) or {},
+                                 _lookup(result, (keys[0], "matmul")))
         measured = ((result.get(keys[0]) or {}).get("measured") or {}).get("finished", "")
         rows.append([title, num(goal), num(minutes), met, num(packed),
                      num(floor["seconds"] / 60) if floor else "–", measured[:10] or "–"])
@@ -259,7 +259,7 @@ def goals_lines(result: dict) -> list[str]:
             "measure them, on the date given, and say where the time goes). *CPU-s ÷ 2*: "
             "the CPU seconds the loop's processes used, over two cores: how long the same "
             "work takes with not one idle moment. *Arithmetic floor*: the counted "
-            "multiplies of the grid's trainings and shortcut audits at the bare rates of "
+            "multiplies of the batch's trainings and shortcut audits at the bare rates of "
             "their shapes on the same machine (below its budget tables), before any "
             "feature, kernel start or report:", "",
             *table(["Loop", "Goal", "Measured", "Met", "CPU-s ÷ 2", "Arithmetic floor",
@@ -272,7 +272,7 @@ def budget_table(budget: dict, matmul: dict | None, workers: int | None = None) 
     whole machine's 2048² rate, and the bare rate of the head's own shape shared
     between the batch's ``workers`` (each worker's training had about that share of
     the cores while the others trained too)."""
-    from benchmarks.budget import FLOOR_RATES, STAGE_TITLES, STAGES
+    from benchmarks.budget import STAGE_TITLES, STAGES, shape_rate
 
     stages = [s for s in STAGES if any(s in b.get("stages_mean_s", {}) for b in budget.values())]
     order = sorted(budget, key=lambda k: (k.startswith("report"), k))
@@ -282,9 +282,8 @@ def budget_table(budget: dict, matmul: dict | None, workers: int | None = None) 
         rate = block.get("train_gflops")
         share = (f"{rate / matmul['gflops']:.0%}" if rate and matmul and matmul.get("gflops")
                  else "–")
-        shape_rate = (matmul or {}).get(FLOOR_RATES.get(kind, "gflops"))
-        per_worker = (f"{rate * workers / shape_rate:.0%}" if rate and workers and shape_rate
-                      else "–")
+        bare = shape_rate(kind, matmul)
+        per_worker = f"{rate * workers / bare:.0%}" if rate and workers and bare else "–"
         rows.append([kind, str(block["runs"]), num(block["mean_s"]),
                      *[num(block["stages_mean_s"].get(s)) if s in block["stages_mean_s"]
                        else "–" for s in stages],
@@ -292,6 +291,12 @@ def budget_table(budget: dict, matmul: dict | None, workers: int | None = None) 
     return table(["Kind of run", "Runs", "s / run", *[STAGE_TITLES[s] for s in stages],
                   "Training GFLOP / run", "Training GFLOP/s", "of bare matmul",
                   "of its shape's rate per worker"], rows)
+
+
+def budget_lines(budget: dict, matmul: dict | None, workers: int | None) -> list[str]:
+    """A batch's budget table and, under it, its arithmetic floor (where it has one)."""
+    floor = floor_sentence(budget, matmul)
+    return [*budget_table(budget, matmul, workers), *(["", floor] if floor else [])]
 
 
 def floor_sentence(budget: dict, matmul: dict | None) -> str:
@@ -363,11 +368,9 @@ def mode_budgets(section: dict) -> list[str]:
     lines = []
     for mode, block in section["runs"].items():
         if block.get("budget"):
-            floor = floor_sentence(block["budget"], section.get("matmul"))
             lines += ["", f"*{mode} cache*: {phases_sentence(block.get('phases_s'))}", "",
-                      *budget_table(block["budget"], section.get("matmul"),
-                                    block.get("workers")),
-                      *(["", floor] if floor else [])]
+                      *budget_lines(block["budget"], section.get("matmul"),
+                                    block.get("workers"))]
     return lines
 
 
@@ -409,10 +412,8 @@ def loops_lines(section: dict | None) -> list[str]:
         lines += ["", f"**Time budget of `make reproduce`** (the sample batch). {BUDGET_NOTE} "
                   f"{matmul_sentence(section.get('matmul'))} "
                   f"{phases_sentence(reproduce.get('phases_s'))}",
-                  "", *budget_table(reproduce["budget"], section.get("matmul"),
+                  "", *budget_lines(reproduce["budget"], section.get("matmul"),
                                     reproduce.get("workers"))]
-        if floor := floor_sentence(reproduce["budget"], section.get("matmul")):
-            lines += ["", floor]
     return lines
 
 
