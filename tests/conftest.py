@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny hand-made dataset in the real layouts, and the sample data."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -78,6 +79,14 @@ def tiny_data(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's temporary folder; under pytest-xdist the one all its processes share."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER") and fcntl is not None:
+        root = root.parent
+    return root
+
+
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's synthetic sample data, generated once per test session: under
@@ -85,9 +94,7 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     it). Tests only read it."""
     from cxrlib.sample import SAMPLE_SEED, write_sample_data
 
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER") and fcntl is not None:
-        root = root.parent  # the folder all of the session's processes share
+    root = _shared_root(tmp_path_factory)
     out = root / "shared-sample" / "data"
     with open(root / "shared-sample.lock", "w") as lock:
         if fcntl is not None:
@@ -103,18 +110,38 @@ TINY = {"epochs": 3, "image_size": 32}
 TINY_DETECTOR = {"n_per_class": 10, "shortcut_audit": False, "augment_copies": 0}
 
 
+def tiny_batch_args(data_dir: Path, cache_dir: Path) -> list[str]:
+    """`cxr batch` options for the session's tiny batch (out folder not included): AlexNet
+    ProgNet seeds 0 and 1 and the CNN detector's fold 0 with its shortcut audit, one
+    worker, no reports."""
+    args = ["--profile", "sample", "--data-dir", str(data_dir), "--backbones", "alexnet",
+            "--seeds", "0", "1", "--models", "cnn", "--folds", "0", "--workers", "1",
+            "--no-reports", "--quiet", "--cache-dir", str(cache_dir)]
+    for name, value in {**TINY, **TINY_DETECTOR, "shortcut_audit": True}.items():
+        args += ["-p", name, json.dumps(value)]
+    return args
+
+
 @pytest.fixture(scope="session")
-def tiny_runs(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """results folder with one finished ProgNet and one detector run (their models saved)."""
-    from cxrlib import batch
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A feature cache the tiny batches share, across pytest-xdist's processes too (the
+    cache's writes are atomic: two processes extracting the same features at once each
+    write a whole file). Only tests that do not need a cold cache use it."""
+    return _shared_root(tmp_path_factory) / "shared-tiny-cache"
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(sample_dir: Path, tiny_cache: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """results folder of the tiny batch (tiny_batch_args), run once per session as
+    `cxr batch` runs it (the detector, then both seeds, in one warm kernel): three
+    finished runs, their models saved. Tests
+    that use it join the xdist group "tiny_runs" (one process builds and reads it). The
+    reports some of them run write beside the runs, never into them."""
+    from cxrlib import batch, cli
 
     out = tmp_path_factory.mktemp("runs") / "results"
-    plan = batch.plan("sample", sample_dir, out, backbones=["alexnet"], seeds=[0],
-                      models=["cnn"], folds=[0], overrides=TINY,
-                      cache_dir=out.parent / "cache")
-    for run in plan.runs:
-        if run.notebook == "detector":
-            run.parameters.update(TINY_DETECTOR)
-    finished = batch.run_all(plan, workers=1, progress=False)
-    assert [r.status for r in finished] == ["ok", "ok"], [r.error for r in finished]
+    args = cli.build_parser().parse_args(
+        ["batch", *tiny_batch_args(sample_dir, tiny_cache), "--out", str(out)])
+    assert batch.run_batch_from_args(args) == 0
     return out

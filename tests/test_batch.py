@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY, TINY_DETECTOR, tiny_batch_args
+
 from cxrlib import batch, cli, runs
 from cxrlib.errors import ConfigError
 
+
 # A tiny grid: two ProgNet seeds and one detector fold, small images, few epochs.
-TINY = {"epochs": 3, "image_size": 32}
-TINY_DETECTOR = {"n_per_class": 10, "shortcut_audit": False, "augment_copies": 0}
-
-
 def _tiny_plan(sample_dir: Path, out: Path, cache: Path) -> batch.Batch:
     plan = batch.plan("sample", sample_dir, out, backbones=["alexnet"], seeds=[0, 1],
                       models=["cnn"], folds=[0], overrides=TINY, cache_dir=cache)
@@ -110,8 +109,9 @@ def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_failing_run_is_reported_and_the_others_complete(sample_dir: Path, tmp_path: Path) -> None:
-    plan = _tiny_plan(sample_dir, tmp_path / "out", tmp_path / "cache")
+def test_failing_run_is_reported_and_the_others_complete(sample_dir: Path, tiny_cache: Path,
+                                                         tmp_path: Path) -> None:
+    plan = _tiny_plan(sample_dir, tmp_path / "out", tiny_cache)
     plan.runs[1].parameters["seq_len"] = 50  # no patient has 50 images: the notebook fails
     with batch.Workers(2) as pool:  # both batches in the same two warm kernels
         finished = batch.run_all(plan, pool=pool, progress=False)
@@ -141,26 +141,22 @@ def _tables(out: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: Path,
+@pytest.mark.xdist_group("tiny_runs")
+def test_killed_batch_resumes_to_identical_results(tiny_runs: Path, tiny_cache: Path,
+                                                   sample_dir: Path, tmp_path: Path,
                                                    capfd: pytest.CaptureFixture) -> None:
     """A batch killed mid-way and started again ends with what an uninterrupted one
-    writes; the uninterrupted one starts a fresh kernel per run (--fresh-kernels), the
-    other runs the detector (with its shortcut audit) and then both ProgNet seeds in one
-    warm kernel, so this also shows that a warm kernel computes the same numbers. The
-    batch that is killed is a `cxr batch` process; the uninterrupted one and the one
-    started again run in this process (the options parsed as `cxr batch` parses them,
-    the second through the command's own entry point, console filter included; their
-    kernels are processes all the same)."""
-    common = ["--profile", "sample", "--data-dir", str(sample_dir), "--backbones", "alexnet",
-              "--seeds", "0", "1", "--models", "cnn", "--folds", "0", "--workers", "1",
-              "--no-reports", "--quiet", "--cache-dir", str(tmp_path / "cache")]
-    for name, value in {**TINY, **TINY_DETECTOR, "shortcut_audit": True}.items():
-        common += ["-p", name, json.dumps(value)]
+    writes. The uninterrupted one is the session's tiny_runs: the detector (with its
+    shortcut audit), then ProgNet seeds 0 and 1, in one warm kernel. The killed one is a
+    `cxr batch` process with the same options, killed during seed 1; started again
+    through the command's own entry point (console filter included) with
+    --fresh-kernels, it runs seed 1 alone in a new kernel. So this also shows that a
+    run made in a kernel that has run two notebooks before it computes the numbers a
+    fresh kernel computes."""
+    common = tiny_batch_args(sample_dir, tiny_cache)  # tiny_runs' features: warm
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    whole = tmp_path / "whole"
-    args = cli.build_parser().parse_args(["batch", *common, "--out", str(whole), "--fresh-kernels"])
-    assert batch.run_batch_from_args(args) == 0
-    assert json.loads((whole / "batch.json").read_text())["warm_kernels"] is False
+    whole = tiny_runs
+    assert json.loads((whole / "batch.json").read_text())["warm_kernels"] is True
 
     killed = tmp_path / "killed"
     with open(tmp_path / "killed.log", "w") as console:
@@ -185,9 +181,10 @@ def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: P
         assert noise not in printed  # a quiet console when all is well, up to the kill
 
     capfd.readouterr()
-    assert cli.main(["batch", *common, "--out", str(killed)]) == 0  # as `cxr batch` runs
+    assert cli.main(["batch", *common, "--out", str(killed), "--fresh-kernels"]) == 0
     out, err = capfd.readouterr()
     assert "3 runs: 2 skipped (finished), 1 ok" in out  # only the killed run again
+    assert json.loads((killed / "batch.json").read_text())["warm_kernels"] is False
     for noise in ("ERROR", "Traceback", "KeyboardInterrupt", "use_unbounded_threadpool"):
         assert noise not in out + err  # its kernels' shutdown included
     assert _results(killed) == _results(whole)
@@ -196,11 +193,12 @@ def test_killed_batch_resumes_to_identical_results(sample_dir: Path, tmp_path: P
 
 
 @pytest.mark.slow
-def test_dask_executor_on_a_local_cluster(sample_dir: Path, tmp_path: Path) -> None:
+def test_dask_executor_on_a_local_cluster(sample_dir: Path, tiny_cache: Path,
+                                          tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster:
-        plan = _tiny_plan(sample_dir, tmp_path / "out", tmp_path / "cache")
+        plan = _tiny_plan(sample_dir, tmp_path / "out", tiny_cache)
         plan.runs = plan.runs[1:]  # one ProgNet and one detector run, side by side
         batch.prepare_features(plan, progress=False)
         with distributed.Client(cluster.scheduler_address) as client:

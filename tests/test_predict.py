@@ -1,7 +1,8 @@
 """Saved models: a run folder scores new images, reproducing its own predictions exactly.
 
-One tiny batch (AlexNet ProgNet, seed 0; CNN detector, fold 0; 32 px, 3 epochs) is run once
-per session through the notebooks, as ``cxr batch`` runs them; the tests then load the
+One tiny batch (AlexNet ProgNet, seeds 0 and 1; CNN detector, fold 0, with its shortcut
+audit; 32 px, 3 epochs) is run once per session through the notebooks, as ``cxr batch``
+runs them (conftest.tiny_runs); the tests then load the
 saved models in fresh processes (``cxr predict ... --json``) with an empty feature cache.
 """
 from __future__ import annotations
