@@ -105,18 +105,31 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-# A tiny grid: small images, few epochs, few detector images (seconds per run).
+# A tiny grid: AlexNet ProgNet seeds 0 and 1 and the CNN detector's fold 0, small images,
+# few epochs, few detector images (seconds per run).
+TINY_GRID = {"backbones": ["alexnet"], "seeds": [0, 1], "models": ["cnn"], "folds": [0]}
 TINY = {"epochs": 3, "image_size": 32}
 TINY_DETECTOR = {"n_per_class": 10, "shortcut_audit": False, "augment_copies": 0}
 
 
+def tiny_plan(data_dir: Path, out: Path, cache_dir: Path):
+    """The tiny grid as a batch plan (the detector without its shortcut audit)."""
+    from cxrlib import batch
+
+    plan = batch.plan("sample", data_dir, out, **TINY_GRID, overrides=TINY, cache_dir=cache_dir)
+    for run in plan.runs:
+        if run.notebook == "detector":
+            run.parameters.update(TINY_DETECTOR)
+    return plan
+
+
 def tiny_batch_args(data_dir: Path, cache_dir: Path) -> list[str]:
-    """`cxr batch` options for the session's tiny batch (out folder not included): AlexNet
-    ProgNet seeds 0 and 1 and the CNN detector's fold 0 with its shortcut audit, one
-    worker, no reports."""
-    args = ["--profile", "sample", "--data-dir", str(data_dir), "--backbones", "alexnet",
-            "--seeds", "0", "1", "--models", "cnn", "--folds", "0", "--workers", "1",
+    """`cxr batch` options for the tiny grid with the detector's shortcut audit, one worker,
+    no reports (the out folder not included)."""
+    args = ["--profile", "sample", "--data-dir", str(data_dir), "--workers", "1",
             "--no-reports", "--quiet", "--cache-dir", str(cache_dir)]
+    for option, values in TINY_GRID.items():
+        args += [f"--{option}", *map(str, values)]
     for name, value in {**TINY, **TINY_DETECTOR, "shortcut_audit": True}.items():
         args += ["-p", name, json.dumps(value)]
     return args
@@ -135,9 +148,9 @@ def tiny_runs(sample_dir: Path, tiny_cache: Path,
               tmp_path_factory: pytest.TempPathFactory) -> Path:
     """results folder of the tiny batch (tiny_batch_args), run once per session as
     `cxr batch` runs it (the detector, then both seeds, in one warm kernel): three
-    finished runs, their models saved. Tests
-    that use it join the xdist group "tiny_runs" (one process builds and reads it). The
-    reports some of them run write beside the runs, never into them."""
+    finished runs, their models saved. Tests that use it join the xdist group
+    "tiny_runs" (one process builds and reads it). The reports some of them run write
+    beside the runs, never into them."""
     from cxrlib import batch, cli
 
     out = tmp_path_factory.mktemp("runs") / "results"

@@ -11,20 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, TINY_DETECTOR, tiny_batch_args
+from conftest import tiny_batch_args, tiny_plan
 
 from cxrlib import batch, cli, runs
 from cxrlib.errors import ConfigError
-
-
-# A tiny grid: two ProgNet seeds and one detector fold, small images, few epochs.
-def _tiny_plan(sample_dir: Path, out: Path, cache: Path) -> batch.Batch:
-    plan = batch.plan("sample", sample_dir, out, backbones=["alexnet"], seeds=[0, 1],
-                      models=["cnn"], folds=[0], overrides=TINY, cache_dir=cache)
-    for run in plan.runs:
-        if run.notebook == "detector":
-            run.parameters.update(TINY_DETECTOR)
-    return plan
 
 
 def _results(out: Path) -> dict:
@@ -111,7 +101,7 @@ def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path) -> None
 @pytest.mark.slow
 def test_failing_run_is_reported_and_the_others_complete(sample_dir: Path, tiny_cache: Path,
                                                          tmp_path: Path) -> None:
-    plan = _tiny_plan(sample_dir, tmp_path / "out", tiny_cache)
+    plan = tiny_plan(sample_dir, tmp_path / "out", tiny_cache)
     plan.runs[1].parameters["seq_len"] = 50  # no patient has 50 images: the notebook fails
     with batch.Workers(2) as pool:  # both batches in the same two warm kernels
         finished = batch.run_all(plan, pool=pool, progress=False)
@@ -198,7 +188,7 @@ def test_dask_executor_on_a_local_cluster(sample_dir: Path, tiny_cache: Path,
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster:
-        plan = _tiny_plan(sample_dir, tmp_path / "out", tiny_cache)
+        plan = tiny_plan(sample_dir, tmp_path / "out", tiny_cache)
         plan.runs = plan.runs[1:]  # one ProgNet and one detector run, side by side
         batch.prepare_features(plan, progress=False)
         with distributed.Client(cluster.scheduler_address) as client:

@@ -2,8 +2,8 @@
 
 One tiny batch (AlexNet ProgNet, seeds 0 and 1; CNN detector, fold 0, with its shortcut
 audit; 32 px, 3 epochs) is run once per session through the notebooks, as ``cxr batch``
-runs them (conftest.tiny_runs); the tests then load the
-saved models in fresh processes (``cxr predict ... --json``) with an empty feature cache.
+runs them (conftest.tiny_runs); the tests then load the saved models in fresh processes
+(``cxr predict ... --json``) with an empty feature cache.
 """
 from __future__ import annotations
 
