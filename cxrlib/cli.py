@@ -122,8 +122,10 @@ def _predictions(args: argparse.Namespace):
             raise CxrError("--series is for prognet; give the detector image files")
         saved = predict.load_detector(args.run)
         return saved, predict.predict_detector(saved, args.images, args.cache_dir)
-    saved = predict.load_prognet(args.run, args.fold)
     patients = predict.read_series(args.series) if args.series is not None else args.images
+    # a wrong image count or an unreadable file is reported before TensorFlow is imported
+    patients = predict.check_patients(predict.read_card(args.run, "prognet"), patients)
+    saved = predict.load_prognet(args.run, args.fold)
     return saved, predict.predict_prognet(saved, patients, args.cache_dir)
 
 

@@ -14,6 +14,10 @@ VGG16 base (13 convolutions; frozen ImageNet features in the CPU mode).
 
 Models contain no preprocessing layer: images arrive already scaled as
 ``input_scale(backbone)`` says (see ``cxrlib.images.load_image``).
+
+Keras is imported inside the functions that build a network: the names, checks and
+facts here need no TensorFlow, so checking a run's parameters and finding its features
+in the cache (``cxr batch`` resuming on a warm cache) starts in about a second.
 """
 from __future__ import annotations
 
@@ -21,9 +25,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-import keras
 import numpy as np
-from keras import layers
 
 from cxrlib import paper
 from cxrlib.errors import ConfigError
@@ -41,11 +43,7 @@ _PARTIAL_LOAD_WARNINGS = (
 MIN_IMAGE_SIZE = 32  # smallest input keras.applications accepts without a top
 
 _FEATURE_DIM = {"alexnet": 256, "vgg16": 512, "vgg19": 512, "resnet50": 2048}
-_KERAS_APPS = {
-    "vgg16": keras.applications.VGG16,
-    "vgg19": keras.applications.VGG19,
-    "resnet50": keras.applications.ResNet50,
-}
+_KERAS_APPS = {"vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50"}  # in keras.applications
 #: Value range of each input scale (for ``augmentation_layers``). "caffe" is the union of
 #: the three channels' ranges after subtracting the ImageNet BGR mean from 0..255.
 VALUE_RANGES = {"raw": (0.0, 255.0), "unit": (0.0, 1.0), "caffe": (-123.68, 151.061)}
@@ -133,6 +131,9 @@ def _alexnet(input_shape: tuple[int, int, int], pooling: str | None, name: str) 
     AlexNet weights for Keras, so compatibility with the original weights is moot. The
     original's two-GPU grouped convolutions are not reproduced. Expects "unit" images.
     """
+    import keras
+    from keras import layers
+
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     convs = [(96, 11, 4, True), (256, 5, 1, True), (384, 3, 1, False), (384, 3, 1, False),
@@ -159,6 +160,8 @@ def _build_cnn(
     init_seed: int,
     model_name: str,
 ) -> keras.Model:
+    import keras
+
     name = check_backbone(name)
     _check_image_size(image_size)
     if pooling not in POOLINGS:
@@ -169,7 +172,7 @@ def _build_cnn(
     if name == "alexnet":
         model = _alexnet(shape, pooling, model_name)
     else:
-        model = _KERAS_APPS[name](
+        model = getattr(keras.applications, _KERAS_APPS[name])(
             include_top=False,
             weights="imagenet" if weights == "imagenet" else None,
             input_shape=shape,
@@ -204,6 +207,9 @@ def without_pooling(backbone: keras.Model) -> keras.Model:
     map: ``backbone`` without its final global pooling layer. Building this instead of a
     second backbone with ``pooling=None`` gives the same maps, to the bit, without
     building the network again (3 s for ResNet50)."""
+    import keras
+    from keras import layers
+
     last = backbone.layers[-1]
     if not isinstance(last, (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)):
         raise ConfigError(f"{backbone.name!r} does not end with a global pooling layer")
@@ -237,6 +243,9 @@ def build_prognet_head(
         raise ConfigError(f"dropout={dropout!r} must be in [0, 1)")
     if not isinstance(l2, (int, float)) or l2 < 0:
         raise ConfigError(f"l2={l2!r} must be a number >= 0")
+    import keras
+    from keras import layers
+
     penalty = {"kernel_regularizer": keras.regularizers.L2(l2)} if l2 else {}
     inputs = keras.Input(shape=(seq_len, feature_dim), name="features")
     x = inputs
@@ -262,6 +271,9 @@ def compose_prognet(
     steps that are all-zero images are treated as padding: their features are set to zero
     so the head's Masking layer hides them, as with cached zero-padded features.
     """
+    import keras
+    from keras import layers
+
     seq_len = head_model.input_shape[1]
     image_shape = tuple(backbone_model.input_shape[1:])
     out_shape = backbone_model.output_shape
@@ -322,6 +334,9 @@ def build_paper_base(image_size: int = 224, init_seed: int = 0) -> keras.Model:
     """The detector paper's Table 2 base, randomly initialised (seeded by ``init_seed``):
     blocks of 2-2-2-3-3 Conv2D 3x3 ReLU "same" (64 ... 512 filters), each closed by
     MaxPooling2D(2, strides=2). Layers ``block<b>_conv<i>`` and ``block<b>_pool``."""
+    import keras
+    from keras import layers
+
     _check_image_size(image_size)
     keras.utils.set_random_seed(init_seed)
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
@@ -368,6 +383,9 @@ def build_detector_head(
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout={dropout!r} must be in [0, 1)")
     h, w, c = map_shape
+    import keras
+    from keras import layers
+
     inputs = keras.Input(shape=(h, w, c), name="feature_map")
     if kind == "cnn_lstm":
         x = layers.Reshape((h * w, c), name="map_as_sequence")(inputs)
@@ -384,6 +402,8 @@ def compose_detector(
     conv_base: keras.Model, head: keras.Model, trainable: bool = True
 ) -> keras.Model:
     """Image -> conv base -> head as one model; sets ``conv_base.trainable = trainable``."""
+    import keras
+
     conv_base.trainable = trainable
     inputs = keras.Input(shape=tuple(conv_base.input_shape[1:]), name="image")
     kind = head.name.removeprefix("detector_head_")
@@ -428,6 +448,9 @@ def augmentation_layers(
     called with ``training=True``. ``value_range`` is (low, high) or a scale name ("raw",
     "unit", "caffe": pass ``input_scale(backbone)``); brightness output is clipped to it.
     A factor of 0 leaves that layer out."""
+    import keras
+    from keras import layers
+
     if isinstance(value_range, str):
         if value_range not in VALUE_RANGES:
             raise ConfigError(

@@ -168,28 +168,35 @@ def _pixels(saved: SavedModel, paths: Sequence[str]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- ProgNet
-def _check_lengths(saved: SavedModel, patients: Mapping[str, list[str]]) -> None:
-    seq_len = saved.card["seq_len"]
+def check_patients(card: dict, patients: Mapping[str, Sequence] | Sequence) -> dict[str, list[str]]:
+    """``patients`` (``{patient_id: [image paths in time order]}``, or one patient's list
+    of paths) as ``{patient_id: [paths]}``, checked against a ProgNet run's ``card``
+    (``read_card``) before its model is loaded: every file decodes, and each patient has
+    as many images as the model reads; else a ``CxrError`` saying which."""
+    if not isinstance(patients, Mapping):
+        patients = {"patient": list(patients)}
+    if not patients:
+        raise ConfigError("no patients given")
+    size, seq_len = card["image_size"], card["seq_len"]
+    patients = {str(k): check_images(v, size) if len(v) else [] for k, v in patients.items()}
     for patient, paths in patients.items():
         if not paths:
             raise ConfigError(f"patient {patient!r}: no images given")
         if seq_len is not None and len(paths) != seq_len:
             raise ConfigError(f"patient {patient!r}: {len(paths)} image(s) given, but this model "
                               f"reads exactly {seq_len} per patient (seq_len={seq_len}), in time order")
+    return patients
 
 
 def predict_prognet(run: str | Path | SavedModel, patients: Mapping[str, Sequence] | Sequence,
                     cache_dir: str | Path | None = None) -> pd.DataFrame:
     """P(survival) of each patient's series (``{patient_id: [image paths in time order]}``,
-    or one patient's list of paths), and the baselines' scores; one row per patient."""
+    or one patient's list of paths), and the baselines' scores; one row per patient.
+    Given a run folder, the images are checked (``check_patients``) before its model is
+    loaded."""
+    card = run.card if isinstance(run, SavedModel) else read_card(run, "prognet")
+    patients = check_patients(card, patients)
     saved = _loaded(run, load_prognet)
-    if not isinstance(patients, Mapping):
-        patients = {"patient": list(patients)}
-    if not patients:
-        raise ConfigError("no patients given")
-    size = saved.card["image_size"]
-    patients = {str(k): check_images(v, size) if len(v) else [] for k, v in patients.items()}
-    _check_lengths(saved, patients)
     rows = pd.DataFrame({"patient_id": list(patients), "paths": list(patients.values())})
     vectors = image_features(saved, [p for paths in patients.values() for p in paths], cache_dir)
     steps = saved.card["seq_len"] or int(rows["paths"].map(len).max())

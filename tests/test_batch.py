@@ -65,6 +65,27 @@ def test_batch_options_do_not_import_tensorflow() -> None:
     assert done.stdout.split()[-1] == "False" and "resnet50" in done.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("tiny_runs")
+def test_a_batch_on_a_warm_cache_starts_without_tensorflow(tiny_runs: Path, tiny_cache: Path,
+                                                           sample_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """Checking the runs and finding their features cached (tiny_runs made them) needs no
+    TensorFlow, so a resumed or repeated `cxr batch` starts its runs in about a second
+    instead of after importing it (about 5 s here); the kernels import it themselves."""
+    code = ("import sys; from pathlib import Path; "
+            f"sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            "from conftest import tiny_plan; from cxrlib import batch; "
+            f"plan = tiny_plan(Path({str(sample_dir)!r}), Path({str(tmp_path / 'out')!r}), "
+            f"Path({str(tiny_cache)!r})); "
+            "batch.prepare_features(plan, progress=False); "
+            "print([r.status for r in plan.runs], 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], check=True)
+    assert "'failed'" not in done.stdout and done.stdout.split()[-1] == "False", done.stdout
+    assert not (tmp_path / "out").exists()
+
+
 def test_paper_gpu_profile_plans_the_published_detector_offline(tmp_path: Path) -> None:
     from cxrlib import detector
 
@@ -84,18 +105,43 @@ def test_paper_gpu_profile_plans_the_published_detector_offline(tmp_path: Path) 
     assert not (tmp_path / "out").exists()  # end to end: no data read, nothing cached
 
 
-def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path) -> None:
+def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path, monkeypatch) -> None:
+    """``end_to_end_cost`` measures each end-to-end model once, with its runs' own
+    settings, and extrapolates to all their runs. The measurement itself (real Table 2
+    steps) is test_detector's test_cost_estimate_from_real_steps and the paper_detector
+    benchmark's; here it returns fixed seconds, so the arithmetic can be checked exactly
+    without building and tracing both networks again (about 14 s)."""
+    from cxrlib import detector
+
+    measured = []
+
+    def measure(config, steps):
+        measured.append((config, steps))
+        return {"model": config.model, "base": config.base, "image_size": config.image_size,
+                "batch_size": config.batch_size, "train_step_s": 0.5, "predict_step_s": 0.25,
+                "first_step_s": 2.0}
+
+    monkeypatch.setattr(detector, "measure_step_cost", measure)
     small = {"image_size": 32, "batch_size": 4, "epochs": 10}
     plan = batch.plan("paper-gpu", tmp_path, tmp_path / "out", backbones=[], folds=[0, 1],
                       overrides=small)
     cost = batch.end_to_end_cost(plan, steps=1)
+    assert [(c.model, c.base, c.trainable, c.image_size, c.batch_size, c.epochs, steps)
+            for c, steps in measured] == [(kind, "paper", True, 32, 4, 10, 1)
+                                          for kind in ("cnn", "cnn_lstm")]
     assert list(cost["model"]) == ["cnn", "cnn_lstm"] and (cost["runs"] == 2).all()
-    assert (cost["images"] == 421).all() and (cost["s_per_step"] > 0).all()
-    assert (cost["hours"] > 0).all()
+    assert (cost["images"] == 421).all() and (cost["s_per_step"] == 0.5).all()
+    # 421 images in 5 folds: 85 held out (22 prediction batches of 4), 336 trained on (84
+    # steps); 10 epochs, twice per run (the shortcut audit), 2 runs per model
+    epoch_s = 84 * 0.5 + 22 * 0.25
+    assert (cost["s_per_epoch"] == epoch_s).all() and cost["audit"].all()
+    assert cost["hours"].tolist() == pytest.approx([2 * 2 * 10 * epoch_s / 3600] * 2)
     message = batch.cost_message(cost)
-    assert "s/step" in message and "total" in message and "PU" in message  # CPU or GPU
+    assert "0.50 s/step" in message and "x 10 epochs x 2 run(s)" in message
+    assert f"total: {cost['hours'].sum():.1f} h" in message and "PU" in message  # CPU or GPU
     frozen = batch.plan("quick", tmp_path, tmp_path / "out", backbones=[], overrides=small)
     assert batch.end_to_end_cost(frozen) is None
+    assert len(measured) == 2  # the frozen detector's runs are not measured
 
 
 @pytest.mark.slow

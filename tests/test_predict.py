@@ -79,7 +79,8 @@ def test_saved_detector_reproduces_its_predictions_in_a_fresh_process(
 
 
 @pytest.mark.slow
-def test_bad_input_is_a_clear_error(tiny_runs: Path, sample_dir: Path, tmp_path: Path) -> None:
+def test_bad_input_is_a_clear_error(tiny_runs: Path, sample_dir: Path, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
     run = tiny_runs / "prognet" / "alexnet" / "seed-0"
     images = _prognet_series(run, sample_dir)["path"].tolist()
     model = predict.load_prognet(run)
@@ -101,6 +102,14 @@ def test_bad_input_is_a_clear_error(tiny_runs: Path, sample_dir: Path, tmp_path:
     (copy / "model" / "model.json").write_text(json.dumps(card))
     with pytest.raises(ConfigError, match="features changed"):
         predict.load_prognet(copy)
+    # given a run folder, the images are checked before the model is loaded (the command
+    # reports a wrong count or a broken file without importing TensorFlow)
+    with monkeypatch.context() as patched:
+        patched.setattr(predict, "_load_file", lambda path: pytest.fail("model loaded"))
+        for given, words in ((images[:2], "exactly 3"), ([images[0], str(broken), images[2]],
+                                                          "broken.png")):
+            with pytest.raises(CxrError, match=words):
+                predict.predict_prognet(run, given)
     # the CLI prints the message, no traceback
     result = _cxr("prognet", "--run", str(run), *images[:2])
     assert result.returncode == 2 and "exactly 3" in result.stderr
