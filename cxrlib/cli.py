@@ -123,10 +123,8 @@ def _predictions(args: argparse.Namespace):
         saved = predict.load_detector(args.run)
         return saved, predict.predict_detector(saved, args.images, args.cache_dir)
     patients = predict.read_series(args.series) if args.series is not None else args.images
-    # a wrong image count or an unreadable file is reported before TensorFlow is imported
-    patients = predict.check_patients(predict.read_card(args.run, "prognet"), patients)
-    saved = predict.load_prognet(args.run, args.fold)
-    return saved, predict.predict_prognet(saved, patients, args.cache_dir)
+    saved, patients = predict.checked_prognet(args.run, patients, args.fold)
+    return saved, predict.score_prognet(saved, patients, args.cache_dir)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -100,11 +100,13 @@ def _load_file(path: Path):
     return training.load_keras(path)
 
 
-def load_prognet(run_dir: str | Path, fold: int | None = None) -> SavedModel:
+def load_prognet(run_dir: str | Path, fold: int | None = None,
+                 card: dict | None = None) -> SavedModel:
     """A ProgNet run's saved head, standardisation and baselines (``fold``: k-fold runs
-    save one head per fold; the first by default)."""
+    save one head per fold; the first by default). ``card``: the run's ``read_card``,
+    when it was read already."""
     run_dir = Path(run_dir)
-    card = read_card(run_dir, "prognet")
+    card = read_card(run_dir, "prognet") if card is None else card
     entry = _fold_entry(card, fold, run_dir)
     folder = run_dir / "model"
     model = _load_file(folder / entry["model"])
@@ -188,15 +190,30 @@ def check_patients(card: dict, patients: Mapping[str, Sequence] | Sequence) -> d
     return patients
 
 
+def checked_prognet(run_dir: str | Path, patients: Mapping[str, Sequence] | Sequence,
+                    fold: int | None = None) -> tuple[SavedModel, dict[str, list[str]]]:
+    """The run's saved model (``load_prognet``) and ``patients`` checked against its card
+    (``check_patients``) before the model is loaded, so that a wrong image count or an
+    unreadable file is reported without importing TensorFlow."""
+    card = read_card(run_dir, "prognet")
+    patients = check_patients(card, patients)
+    return load_prognet(run_dir, fold, card), patients
+
+
 def predict_prognet(run: str | Path | SavedModel, patients: Mapping[str, Sequence] | Sequence,
                     cache_dir: str | Path | None = None) -> pd.DataFrame:
     """P(survival) of each patient's series (``{patient_id: [image paths in time order]}``,
     or one patient's list of paths), and the baselines' scores; one row per patient.
-    Given a run folder, the images are checked (``check_patients``) before its model is
-    loaded."""
-    card = run.card if isinstance(run, SavedModel) else read_card(run, "prognet")
-    patients = check_patients(card, patients)
-    saved = _loaded(run, load_prognet)
+    Given a run folder, the images are checked before its model is loaded
+    (``checked_prognet``)."""
+    if isinstance(run, SavedModel):
+        return score_prognet(run, check_patients(run.card, patients), cache_dir)
+    return score_prognet(*checked_prognet(run, patients), cache_dir)
+
+
+def score_prognet(saved: SavedModel, patients: dict[str, list[str]],
+                  cache_dir: str | Path | None = None) -> pd.DataFrame:
+    """``predict_prognet`` for patients that ``check_patients`` has checked already."""
     rows = pd.DataFrame({"patient_id": list(patients), "paths": list(patients.values())})
     vectors = image_features(saved, [p for paths in patients.values() for p in paths], cache_dir)
     steps = saved.card["seq_len"] or int(rows["paths"].map(len).max())
