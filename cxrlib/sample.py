@@ -23,12 +23,15 @@ Designed signals (what a model can learn here):
 
 The same seed gives byte-identical files (fixed JPEG quality, no PNG timestamps). The
 sample is written into a temporary folder next to ``out`` and moved into place at the
-end, so an interrupted run leaves no half dataset.
+end, so an interrupted run leaves no half dataset. Its marker file records a checksum of
+every other file: ``is_intact`` tells whether a folder still holds exactly what was
+written, and a sample whose files changed since is written again.
 """
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -704,14 +707,34 @@ byte-identical files (with the same Pillow and libjpeg versions).
 """
 
 
-def _marker_ok(out: Path, seed: int) -> bool:
-    """True when ``out`` holds a complete sample of this seed and generator version."""
+def checksum(root: str | Path) -> str:
+    """sha256 over every file under ``root`` but the marker: relative paths and bytes."""
+    root, digest = Path(root), hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MARKER_NAME):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _read_marker(out: Path) -> dict:
     try:
-        info = json.loads((out / MARKER_NAME).read_text(encoding="utf-8"))
+        return json.loads((out / MARKER_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return {}
+
+
+def _marker_ok(out: Path, seed: int) -> bool:
+    """True when ``out``'s marker names a complete sample of this seed and version."""
+    info = _read_marker(out)
     return (info.get("seed") == seed and info.get("version") == SAMPLE_VERSION
             and (out / MANIFEST_NAME).is_file())
+
+
+def is_intact(out: str | Path, seed: int = SAMPLE_SEED) -> bool:
+    """True when ``out`` holds a sample of this seed and generator version whose files are
+    byte for byte what was written (the marker's checksum; about 20 ms for the sample)."""
+    out = Path(out)
+    return _marker_ok(out, seed) and _read_marker(out).get("sha256") == checksum(out)
 
 
 def _write_all(root: Path, seed: int, threads: int) -> None:
@@ -735,7 +758,7 @@ def _write_all(root: Path, seed: int, threads: int) -> None:
     manifest.to_csv(root / MANIFEST_NAME, index=False, lineterminator="\n")
     (root / "README.md").write_text(_readme(seed, read_manifest(root)), encoding="utf-8")
     marker = {"generator": "cxrlib.sample", "seed": seed, "version": SAMPLE_VERSION,
-              "images": int(manifest.written.sum())}
+              "images": int(manifest.written.sum()), "sha256": checksum(root)}
     (root / MARKER_NAME).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
 
 
@@ -747,14 +770,19 @@ def write_sample_data(out: str | Path, seed: int = SAMPLE_SEED,
     ``pediatric``), path relative to ``out``, split, finding/class, patient, view,
     modality, offset, survival, the designed ``opacity`` level, the PIL mode written and
     ``written`` (False for the one listed-but-missing Cohen image). If ``out`` already
-    holds a complete sample of the same seed, nothing is rewritten. A sample of another
-    seed or version is replaced; any other non-empty folder raises ``DataError``.
+    holds an intact sample of the same seed (``is_intact``), nothing is rewritten. A
+    sample of another seed or version, or one whose files changed since it was written,
+    is replaced (with a warning for the latter); any other non-empty folder raises
+    ``DataError``.
     ``threads``: how many images are drawn at once (default: the cores, at most 4); the
     files are the same whatever it is.
     """
     out = Path(out)
     if _marker_ok(out, seed):
-        return read_manifest(out)
+        if is_intact(out, seed):
+            return read_manifest(out)
+        log.warning("%s: the sample's files changed since it was written (or its marker "
+                    "has no checksum); writing it again", out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not (out / MARKER_NAME).exists():
@@ -792,4 +820,4 @@ def _swap_into_place(tmp: Path, out: Path, seed: int) -> None:
 
 
 __all__ = ["SAMPLE_SEED", "SAMPLE_VERSION", "COHEN_COLUMNS", "MANIFEST_COLUMNS",
-           "MANIFEST_NAME", "write_sample_data", "read_manifest"]
+           "MANIFEST_NAME", "write_sample_data", "read_manifest", "checksum", "is_intact"]

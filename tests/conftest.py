@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+REPO_SAMPLE = REPO / "data" / "sample"  # what `make sample` writes (the Makefile's SAMPLE)
 
 COHEN_HEADER_2020 = (
     "patientid,offset,sex,age,finding,survival,intubated,intubation_present,went_icu,in_icu,"
@@ -89,10 +90,14 @@ def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's synthetic sample data, generated once per test session: under
-    pytest-xdist once for all its processes (the first writes it, the others wait for
-    it). Tests only read it."""
-    from cxrlib.sample import SAMPLE_SEED, write_sample_data
+    """The project's synthetic sample data, once per test session: under pytest-xdist
+    once for all its processes (the first makes it, the others wait for it). A copy of
+    the repository's data/sample when that is intact (``make test`` has just written or
+    checked it: same seed and generator version, every file's bytes as the generator
+    wrote them), else generated here. Tests only read it."""
+    import shutil
+
+    from cxrlib.sample import SAMPLE_SEED, is_intact, write_sample_data
 
     root = _shared_root(tmp_path_factory)
     out = root / "shared-sample" / "data"
@@ -100,7 +105,10 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not (out.parent / "done").is_file():
-            write_sample_data(out, seed=SAMPLE_SEED)
+            shutil.rmtree(out, ignore_errors=True)  # what an interrupted copy left
+            if is_intact(REPO_SAMPLE, SAMPLE_SEED):
+                shutil.copytree(REPO_SAMPLE, out)
+            write_sample_data(out, seed=SAMPLE_SEED)  # checks the copy; writes if none
             (out.parent / "done").write_text("")
     return out
 

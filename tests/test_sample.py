@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 from PIL import Image
 
 from cxrlib.errors import DataError
-from cxrlib.sample import MANIFEST_COLUMNS, SAMPLE_SEED, write_sample_data
+from cxrlib import sample as sample_module
+from cxrlib.sample import MANIFEST_COLUMNS, SAMPLE_SEED, is_intact, write_sample_data
 
 pytestmark = pytest.mark.xdist_group("sample")  # module fixtures: one process (make test)
 
@@ -214,6 +216,46 @@ def test_reuse_without_rewriting(sample):
     again = write_sample_data(root, seed=SAMPLE_SEED)  # no file rewritten (times below)
     pd.testing.assert_frame_equal(again, manifest)
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
+
+
+class _Rewrite(Exception):
+    """Raised by a stand-in for the generator: write_sample_data chose to write."""
+
+
+def _refuse_to_write(root, seed, threads):
+    raise _Rewrite(root)
+
+
+def test_a_changed_file_is_noticed_and_the_sample_written_again(sample, tmp_path, monkeypatch,
+                                                                caplog):
+    """The marker's checksum covers every other file: a truncated image, or a marker
+    from before checksums, makes write_sample_data write the sample again (the stand-in
+    generator stops it there; the folder is left as it was)."""
+    root, manifest = sample
+    assert is_intact(root)
+    assert len(json.loads((root / ".cxr-sample.json").read_text())["sha256"]) == 64
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    assert is_intact(copy) and not is_intact(copy, seed=SAMPLE_SEED + 1)
+    monkeypatch.setattr(sample_module, "_write_all", _refuse_to_write)
+    pd.testing.assert_frame_equal(write_sample_data(copy, seed=SAMPLE_SEED), manifest)
+
+    image = copy / manifest.path[manifest.written].iloc[0]
+    image.write_bytes(image.read_bytes()[:-10])
+    assert not is_intact(copy)
+    with caplog.at_level("WARNING", logger="cxrlib.sample"), pytest.raises(_Rewrite):
+        write_sample_data(copy, seed=SAMPLE_SEED)
+    assert "changed since it was written" in caplog.text
+    assert not list(tmp_path.glob(".copy.*"))  # the interrupted write left nothing behind
+
+    shutil.copy2(root / image.relative_to(copy), image)
+    marker = copy / ".cxr-sample.json"
+    info = json.loads(marker.read_text())
+    assert is_intact(copy)
+    marker.write_text(json.dumps({k: v for k, v in info.items() if k != "sha256"}))
+    assert not is_intact(copy)
+    with pytest.raises(_Rewrite):
+        write_sample_data(copy, seed=SAMPLE_SEED)
 
 
 def test_same_seed_is_byte_identical(sample, tmp_path):
