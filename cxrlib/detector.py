@@ -282,7 +282,8 @@ def end_to_end_model(config: Config):
                                      lstm_units=config.lstm_units, dropout=config.dropout,
                                      base=config.base)
     augment = models.augmentation_layers(
-        config.seed, value_range=models.detector_input_scale(config.base))
+        config.seed, value_range=models.detector_input_scale(config.base),
+        input_shape=detector.input_shape[1:])
     inputs = keras.Input(detector.input_shape[1:], name="image")
     return keras.Model(inputs, detector(augment(inputs)), name=f"{detector.name}_augmented")
 

@@ -145,6 +145,15 @@ def _alexnet(input_shape: tuple[int, int, int], pooling: str | None, name: str) 
             x = layers.BatchNormalization(name=f"norm{i}")(x)
             x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{i}")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool5")(x)
+    return _pooled(inputs, x, pooling, name)
+
+
+def _pooled(inputs, x, pooling: str | None, name: str) -> keras.Model:
+    """The model ``inputs`` -> ``x``, then the global pooling ``pooling`` (None: none),
+    in a layer named ``avg_pool`` / ``max_pool``."""
+    import keras
+    from keras import layers
+
     if pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
@@ -172,13 +181,18 @@ def _build_cnn(
     if name == "alexnet":
         model = _alexnet(shape, pooling, model_name)
     else:
-        model = getattr(keras.applications, _KERAS_APPS[name])(
+        # every layer named (an input and a pooling of Keras' own carry its counter,
+        # input_layer_7): the same network has the same configuration, so a trainable
+        # one is trained by one compiled twin per process (training._trainer)
+        inputs = keras.Input(shape=shape, name="image")
+        convs = getattr(keras.applications, _KERAS_APPS[name])(
             include_top=False,
             weights="imagenet" if weights == "imagenet" else None,
-            input_shape=shape,
-            pooling=pooling,
+            input_tensor=inputs,
+            pooling=None,
             name=model_name,
         )
+        model = _pooled(inputs, convs.output, pooling, model_name)
     if weights not in (None, "imagenet"):
         load_weights_file(model, weights)
     return model
@@ -442,12 +456,14 @@ def augmentation_layers(
     zoom: float = 0.1,
     brightness: float = 0.1,
     value_range: tuple[float, float] | str = "unit",
+    input_shape: tuple[int, int, int] | None = None,
 ) -> keras.Sequential:
     """Random rotation (fraction of a full turn), shift and zoom (fractions of the size) and
     brightness (fraction of ``value_range``) for batches (n, H, W, C); identity unless
     called with ``training=True``. ``value_range`` is (low, high) or a scale name ("raw",
     "unit", "caffe": pass ``input_scale(backbone)``); brightness output is clipped to it.
-    A factor of 0 leaves that layer out."""
+    A factor of 0 leaves that layer out. ``input_shape`` (H, W, C) gives the layers an
+    input named ``augmentation_input`` (for a model that is trained: see ``_build_cnn``)."""
     import keras
     from keras import layers
 
@@ -476,6 +492,8 @@ def augmentation_layers(
         steps.append(layers.RandomBrightness(
             brightness, value_range=tuple(value_range), seed=seed + offset["brightness"],
             name="brightness"))
+    if input_shape is not None:  # a named input: Keras' own carries its counter
+        steps.insert(0, keras.Input(shape=input_shape, name="augmentation_input"))
     return keras.Sequential(steps, name="augmentation")
 
 

@@ -289,6 +289,8 @@ def test_paper_base_trains_end_to_end(small_table, paper_run, kind):
 
 
 def test_paper_base_same_seed_same_metrics(small_table, paper_run):
+    """The second network trains in the compiled twin the first one left (one per
+    architecture and process), and gets the same numbers."""
     first = detector.evaluate(paper_run("cnn")[2])  # trained earlier in this process
     second = detector.evaluate(_paper_run(small_table, "cnn")[2])
     assert first == second

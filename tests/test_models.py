@@ -95,10 +95,23 @@ def test_alexnet_without_pooling_gives_a_map() -> None:
     assert model.output_shape == (None, 2, 2, 256)
 
 
+def _same_configuration(a, b) -> bool:
+    """What decides whether two networks train in one compiled twin (training._trainer):
+    their configurations, layer names included, and their variables' shapes."""
+    from cxrlib import training
+
+    return training._architecture(a, training._config(a)) == \
+        training._architecture(b, training._config(b))
+
+
 @pytest.mark.parametrize("name", models.BACKBONES)
 def test_same_init_seed_same_weights(backbones: dict, name: str) -> None:
+    """... and the same configuration: no layer carries a name with Keras' counter
+    (input_layer_7), so a backbone that trains (finetune) is traced once per process."""
     models.build_prognet_head(4)  # unrelated random work in between must not matter
-    assert _same_weights(backbones[name], models.build_backbone(name, SIZE, init_seed=0))
+    again = models.build_backbone(name, SIZE, init_seed=0)
+    assert _same_weights(backbones[name], again)
+    assert _same_configuration(backbones[name], again)
 
 
 def test_other_init_seed_other_weights(backbones: dict) -> None:
@@ -281,6 +294,20 @@ def test_augmentation_identity_unless_training(scale: str) -> None:
     aug = models.augmentation_layers(seed=0, value_range=scale)
     np.testing.assert_array_equal(np.asarray(aug(x, training=False)), x)
     assert not np.allclose(np.asarray(aug(x, training=True)), x)
+
+
+@pytest.mark.parametrize("kind", models.DETECTOR_MODELS)
+def test_a_trainable_detector_has_the_same_configuration_every_time(kind: str) -> None:
+    """The end-to-end detector (augmentation, Table 2 base, head) built twice: one
+    compiled twin trains both (a warm kernel's runs and their shortcut audits), instead
+    of a new trace and a twin kept in memory for each."""
+    from cxrlib import detector as experiment
+
+    config = experiment.Config(model=kind, base="paper", weights=None, trainable=True,
+                               image_size=SIZE).check()
+    first = experiment.end_to_end_model(config)
+    assert first.get_layer("augmentation").layers[0].name == "rotation"
+    assert _same_configuration(first, experiment.end_to_end_model(config))
 
 
 def test_augmentation_layers_and_zero_factors() -> None:
