@@ -52,10 +52,12 @@ def test_quick_benchmark_writes_json_and_markdown(sample_dir: Path, tmp_path: Pa
 
     out = tmp_path / "bench" / "benchmark.json"
     # every default section but paper_detector, whose two Table 2 networks take half a
-    # minute to build and trace (test_paper_detector_section_measures_and_renders)
+    # minute to build and trace (test_paper_detector_section_measures_and_renders); the
+    # threads section at one thread count (each count is a new process importing
+    # TensorFlow, about 7 CPU-s)
     only = [name for name in DEFAULT_SECTIONS if name != "paper_detector"]
     assert main(["--quick", "--data-dir", str(sample_dir), "--out", str(out),
-                 "--work-dir", str(tmp_path), "--only", *only]) == 0
+                 "--work-dir", str(tmp_path), "--threads", "1", "--only", *only]) == 0
     result = json.loads(out.read_text())
     assert result["complete"] is True
     assert result["paper_detector"]["status"].startswith("skipped")
@@ -261,13 +263,36 @@ def test_failed_sections_reads_every_stored_status() -> None:
 
 
 def test_paper_detector_section_measures_and_renders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The section measures each end-to-end model once with its own settings and
+    extrapolates to the paper's grid. The measurement itself (real Table 2 steps) is
+    test_detector's test_cost_estimate_from_real_steps; here it returns fixed seconds, so
+    the arithmetic is checked exactly without building and tracing both networks again
+    (about 10 CPU-s)."""
     from benchmarks import paper_detector
+    from cxrlib import detector
 
-    block = paper_detector.run(image_size=32, batch_size=4, steps=1, log=lambda m: None)
+    measured = []
+
+    def measure(config, steps, warmup):
+        measured.append((config.model, config.base, config.trainable, config.image_size,
+                         config.batch_size, steps, warmup))
+        return {"model": config.model, "base": config.base, "image_size": config.image_size,
+                "batch_size": config.batch_size, "train_step_s": 0.5, "predict_step_s": 0.25,
+                "first_step_s": 2.0, "train_step_times": [0.4, 0.5, 0.6],
+                "predict_step_times": [0.25, 0.25, 0.25]}
+
+    monkeypatch.setattr(detector, "measure_step_cost", measure)
+    block = paper_detector.run(image_size=32, batch_size=4, steps=3, log=lambda m: None)
+    assert measured == [(kind, "paper", True, 32, 4, 3, 1) for kind in ("cnn", "cnn_lstm")]
     assert set(block["models"]) == {"cnn", "cnn_lstm"} and block["epochs"] == 200
     assert block["n_images"] == 421 and block["n_folds"] == 5
+    # 421 images in 5 folds: 85 held out (22 prediction batches of 4), 336 trained on (84
+    # steps); 200 epochs, 5 runs per model, twice with the shortcut audit
+    epoch_s = 84 * 0.5 + 22 * 0.25
     for model in block["models"].values():
-        assert STAT_KEYS <= set(model["train_step_s"]) and model["train_step_s"]["median"] > 0
+        assert STAT_KEYS <= set(model["train_step_s"]) and model["train_step_s"]["median"] == 0.5
+        assert model["train_steps_per_epoch"] == 84 and model["epoch_s"] == epoch_s
+        assert model["folds_s"] == pytest.approx(5 * 200 * epoch_s)
         assert model["folds_with_audit_s"] == pytest.approx(2 * model["folds_s"])
     grid = block["grid"]
     assert grid["with_audit_s"] == pytest.approx(
