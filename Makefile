@@ -18,9 +18,16 @@ help:
 	@echo "make test       - run the unit tests and the notebooks (nbval) on the sample data"
 	@echo "make lab        - open the notebooks in JupyterLab"
 
+# JupyterLab (the lab extra) is installed by `make lab` alone: it brings 45 packages, among
+# them jsonschema's format checkers, and then every process that imports nbformat
+# (papermill, nbval) spends about 2.5 CPU-s building rfc3987-syntax's grammar.
 $(BIN)/cxr: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,dask]"
+	touch $@
+
+$(BIN)/jupyter-lab: $(BIN)/cxr
 	$(BIN)/python -m pip install --quiet -e ".[test,lab,dask]"
 	touch $@
 
@@ -57,7 +64,7 @@ test: sample
 test-fast: $(BIN)/cxr
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -p no:nbval tests -m "not slow"
 
-lab: $(BIN)/cxr
+lab: $(BIN)/jupyter-lab
 	$(BIN)/jupyter lab notebooks/
 
 clean:
