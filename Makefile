@@ -43,7 +43,9 @@ reproduce: sample
 # module with module-wide fixtures stay together (xdist_group), a notebook's cells stay
 # in one kernel). The report chapters (04-06) only read runs: a quick grid of them is
 # made while the unit tests run (no test reads it; the two share the cores' idle moments,
-# so the pair takes about as long as the tests alone), its console output kept in
+# so the pair takes about as long as the tests alone; one worker, one kernel: it still
+# ends long before the tests, and a second kernel only added TensorFlow processes
+# competing for the cores the tests use), its console output kept in
 # QUICK_LOG and shown when the tests end. The grid is resumable, so a second `make test`
 # reuses it; its feature cache is the notebooks' own default, .cache/features, so
 # chapters 2 and 3 extract nothing again. Interrupting the tests stops the grid too (a
@@ -55,7 +57,7 @@ TEST_WORKERS ?= 2
 QUICK_LOG := results/quick-batch.log
 test: sample
 	@mkdir -p results
-	$(BIN)/cxr batch --profile quick --data-dir $(SAMPLE) --out results/quick --no-reports --quiet --workers 2 --cache-dir .cache/features > $(QUICK_LOG) 2>&1 & quick=$$!; trap 'kill $$quick 2>/dev/null; exit 130' INT TERM; \
+	$(BIN)/cxr batch --profile quick --data-dir $(SAMPLE) --out results/quick --no-reports --quiet --workers 1 --cache-dir .cache/features > $(QUICK_LOG) 2>&1 & quick=$$!; trap 'kill $$quick 2>/dev/null; exit 130' INT TERM; \
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 -p no:nbval tests; tests=$$?; \
 	wait $$quick; grid=$$?; echo "quick grid for the report chapters ($(QUICK_LOG)):"; cat $(QUICK_LOG); \
 	test $$tests -eq 0 && test $$grid -eq 0
