@@ -51,8 +51,9 @@ reproduce: sample
 # chapters 2 and 3 extract nothing again. Interrupting the tests stops the grid too (a
 # background job ignores Ctrl-C). Then every notebook is checked.
 # TEST_WORKERS=0 runs the tests in one process.
-# Only the notebooks need the nbval plugin: loading it imports nbformat and jsonschema,
-# about 4 CPU-s in every pytest process, so the unit tests run without it (-p no:nbval).
+# Only the notebooks need the nbval plugin, so the unit tests run without it (-p no:nbval):
+# loading it imports nbformat and jsonschema, 0.4 CPU-s in every pytest process (4 with
+# the lab extra installed, see above).
 TEST_WORKERS ?= 2
 QUICK_LOG := results/quick-batch.log
 test: sample
