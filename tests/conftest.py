@@ -166,3 +166,34 @@ def tiny_runs(sample_dir: Path, tiny_cache: Path,
         ["batch", *tiny_batch_args(sample_dir, tiny_cache), "--out", str(out)])
     assert batch.run_batch_from_args(args) == 0
     return out
+
+
+# What `fixed_step_cost` says one end-to-end step costs, and what that makes an epoch of
+# the paper's detector grid at batch 4: 421 images in 5 folds leave 85 held out (22
+# prediction batches of 4) and 336 trained on (84 steps).
+FIXED_TRAIN_STEP_S, FIXED_PREDICT_STEP_S = 0.5, 0.25
+FIXED_EPOCH_S_AT_BATCH_4 = 84 * FIXED_TRAIN_STEP_S + 22 * FIXED_PREDICT_STEP_S
+
+
+@pytest.fixture
+def fixed_step_cost(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """``detector.measure_step_cost`` answering fixed seconds (``FIXED_*``) instead of
+    building and tracing Table 2's networks, so the cost arithmetic of ``cxr batch`` and
+    of the paper_detector benchmark can be checked exactly. The real measurement is
+    test_detector's ``test_cost_estimate_from_real_steps``. Returns the calls it got, as
+    (model, base, trainable, image size, batch size, epochs, steps, warmup)."""
+    from cxrlib import detector
+
+    calls: list[tuple] = []
+
+    def measure(config, steps: int = 3, warmup: int = 1) -> dict:
+        calls.append((config.model, config.base, config.trainable, config.image_size,
+                      config.batch_size, config.epochs, steps, warmup))
+        return {"model": config.model, "base": config.base, "image_size": config.image_size,
+                "batch_size": config.batch_size, "train_step_s": FIXED_TRAIN_STEP_S,
+                "predict_step_s": FIXED_PREDICT_STEP_S, "first_step_s": 2.0,
+                "train_step_times": [0.4, FIXED_TRAIN_STEP_S, 0.6],
+                "predict_step_times": [FIXED_PREDICT_STEP_S] * 3}
+
+    monkeypatch.setattr(detector, "measure_step_cost", measure)
+    return calls

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_batch_args, tiny_plan
+from conftest import FIXED_EPOCH_S_AT_BATCH_4, tiny_batch_args, tiny_plan
 
 from cxrlib import batch, cli, runs
 from cxrlib.errors import ConfigError
@@ -105,35 +105,21 @@ def test_paper_gpu_profile_plans_the_published_detector_offline(tmp_path: Path) 
     assert not (tmp_path / "out").exists()  # end to end: no data read, nothing cached
 
 
-def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path, monkeypatch) -> None:
+def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path,
+                                                         fixed_step_cost: list) -> None:
     """``end_to_end_cost`` measures each end-to-end model once, with its runs' own
-    settings, and extrapolates to all their runs. The measurement itself (real Table 2
-    steps) is test_detector's test_cost_estimate_from_real_steps and the paper_detector
-    benchmark's; here it returns fixed seconds, so the arithmetic can be checked exactly
-    without building and tracing both networks again (about 14 s)."""
-    from cxrlib import detector
-
-    measured = []
-
-    def measure(config, steps):
-        measured.append((config, steps))
-        return {"model": config.model, "base": config.base, "image_size": config.image_size,
-                "batch_size": config.batch_size, "train_step_s": 0.5, "predict_step_s": 0.25,
-                "first_step_s": 2.0}
-
-    monkeypatch.setattr(detector, "measure_step_cost", measure)
+    settings, and extrapolates to all their runs (the measurement answers fixed seconds:
+    conftest's ``fixed_step_cost``)."""
     small = {"image_size": 32, "batch_size": 4, "epochs": 10}
     plan = batch.plan("paper-gpu", tmp_path, tmp_path / "out", backbones=[], folds=[0, 1],
                       overrides=small)
     cost = batch.end_to_end_cost(plan, steps=1)
-    assert [(c.model, c.base, c.trainable, c.image_size, c.batch_size, c.epochs, steps)
-            for c, steps in measured] == [(kind, "paper", True, 32, 4, 10, 1)
-                                          for kind in ("cnn", "cnn_lstm")]
+    assert fixed_step_cost == [(kind, "paper", True, 32, 4, 10, 1, 1)
+                               for kind in ("cnn", "cnn_lstm")]
     assert list(cost["model"]) == ["cnn", "cnn_lstm"] and (cost["runs"] == 2).all()
     assert (cost["images"] == 421).all() and (cost["s_per_step"] == 0.5).all()
-    # 421 images in 5 folds: 85 held out (22 prediction batches of 4), 336 trained on (84
-    # steps); 10 epochs, twice per run (the shortcut audit), 2 runs per model
-    epoch_s = 84 * 0.5 + 22 * 0.25
+    # 10 epochs, twice per run (the shortcut audit), 2 runs per model
+    epoch_s = FIXED_EPOCH_S_AT_BATCH_4
     assert (cost["s_per_epoch"] == epoch_s).all() and cost["audit"].all()
     assert cost["hours"].tolist() == pytest.approx([2 * 2 * 10 * epoch_s / 3600] * 2)
     message = batch.cost_message(cost)
@@ -141,7 +127,7 @@ def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path, monkeyp
     assert f"total: {cost['hours'].sum():.1f} h" in message and "PU" in message  # CPU or GPU
     frozen = batch.plan("quick", tmp_path, tmp_path / "out", backbones=[], overrides=small)
     assert batch.end_to_end_cost(frozen) is None
-    assert len(measured) == 2  # the frozen detector's runs are not measured
+    assert len(fixed_step_cost) == 2  # the frozen detector's runs are not measured
 
 
 @pytest.mark.slow

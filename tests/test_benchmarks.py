@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import FIXED_EPOCH_S_AT_BATCH_4
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # benchmarks/ is not installed: it runs from the clone
     sys.path.insert(0, str(REPO))
@@ -262,33 +264,19 @@ def test_failed_sections_reads_every_stored_status() -> None:
     assert failed_sections(result) == ["scaling.patients", "whole"]
 
 
-def test_paper_detector_section_measures_and_renders(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_paper_detector_section_measures_and_renders(fixed_step_cost: list) -> None:
     """The section measures each end-to-end model once with its own settings and
-    extrapolates to the paper's grid. The measurement itself (real Table 2 steps) is
-    test_detector's test_cost_estimate_from_real_steps; here it returns fixed seconds, so
-    the arithmetic is checked exactly without building and tracing both networks again
-    (about 10 CPU-s)."""
+    extrapolates to the paper's grid (the measurement answers fixed seconds: conftest's
+    ``fixed_step_cost``)."""
     from benchmarks import paper_detector
-    from cxrlib import detector
 
-    measured = []
-
-    def measure(config, steps, warmup):
-        measured.append((config.model, config.base, config.trainable, config.image_size,
-                         config.batch_size, steps, warmup))
-        return {"model": config.model, "base": config.base, "image_size": config.image_size,
-                "batch_size": config.batch_size, "train_step_s": 0.5, "predict_step_s": 0.25,
-                "first_step_s": 2.0, "train_step_times": [0.4, 0.5, 0.6],
-                "predict_step_times": [0.25, 0.25, 0.25]}
-
-    monkeypatch.setattr(detector, "measure_step_cost", measure)
     block = paper_detector.run(image_size=32, batch_size=4, steps=3, log=lambda m: None)
-    assert measured == [(kind, "paper", True, 32, 4, 3, 1) for kind in ("cnn", "cnn_lstm")]
+    assert [call[:5] + call[6:] for call in fixed_step_cost] == [
+        (kind, "paper", True, 32, 4, 3, 1) for kind in ("cnn", "cnn_lstm")]
     assert set(block["models"]) == {"cnn", "cnn_lstm"} and block["epochs"] == 200
     assert block["n_images"] == 421 and block["n_folds"] == 5
-    # 421 images in 5 folds: 85 held out (22 prediction batches of 4), 336 trained on (84
-    # steps); 200 epochs, 5 runs per model, twice with the shortcut audit
-    epoch_s = 84 * 0.5 + 22 * 0.25
+    # 200 epochs, 5 runs per model, twice with the shortcut audit
+    epoch_s = FIXED_EPOCH_S_AT_BATCH_4
     for model in block["models"].values():
         assert STAT_KEYS <= set(model["train_step_s"]) and model["train_step_s"]["median"] == 0.5
         assert model["train_steps_per_epoch"] == 84 and model["epoch_s"] == epoch_s
