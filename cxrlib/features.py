@@ -8,6 +8,9 @@ per image (and per augmented view). The cache is keyed so that:
 - a changed setting gets a new folder (the key hashes the spec, and a weights file by its
   content);
 - a changed image gets a new entry (files are looked up by the SHA-1 of their bytes);
+- features computed on another instruction set or with another number of TensorFlow
+  intra-op threads go to a subfolder of their own (``compute_environment``): both change
+  the last bits of a feature, so a warm cache gives what a cold one computes here;
 - a corrupt or truncated cache file is detected, logged and recomputed;
 - writes are atomic (temporary file, then rename), so parallel runs and killed runs never
   leave half-written entries.
@@ -34,7 +37,7 @@ from tqdm import tqdm
 
 from cxrlib.errors import DataError, ImageError
 from cxrlib.images import blank_center, load_image, scale_pixels
-from cxrlib.io import write_bytes, write_npy
+from cxrlib.io import instruction_set, intra_op_threads, write_bytes, write_npy
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +92,29 @@ def file_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def compute_environment() -> str:
+    """What besides the spec changes a feature's last bits, as a folder name: the CPU's
+    instruction set and TensorFlow's intra-op thread count (e.g. ``avx2-2threads``). The
+    sample cohort's ResNet50 and AlexNet features all differ (by up to 3e-6) between one
+    thread and two, and the same count always gives the same bytes
+    (benchmarks/README.md, 2026-12-07)."""
+    return f"{instruction_set()}-{intra_op_threads()}threads"
+
+
 class FeatureCache:
-    """One folder of ``.npy`` files for one ``FeatureSpec``."""
+    """One folder of ``.npy`` files for one ``FeatureSpec`` computed in one
+    ``compute_environment``: ``<cache_dir>/<spec key>/<environment>/``."""
 
     def __init__(self, cache_dir: str | Path, spec: FeatureSpec):
         self.spec = spec
-        self.folder = Path(cache_dir) / spec.key()
+        self.environment = compute_environment()
+        self.folder = Path(cache_dir) / spec.key() / self.environment
         self.folder.mkdir(parents=True, exist_ok=True)
         spec_file = self.folder / "spec.json"
         if not spec_file.exists():
             write_bytes(spec_file, json.dumps(
-                {**asdict(spec), "weights_id": spec.weights_id()}, indent=2).encode())
+                {**asdict(spec), "weights_id": spec.weights_id(),
+                 "computed_with": self.environment}, indent=2).encode())
 
     def path(self, content: str, view: int = 0, aug_seed: int = 0) -> Path:
         """Plain images are ``<content>-v0.npy``; augmented views also name their seed."""

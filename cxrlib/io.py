@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import platform
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -151,6 +152,22 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def intra_op_threads() -> int:
+    """The number of intra-op threads TensorFlow uses (or will use) in this process: the
+    count set with ``tf.config.threading`` if TensorFlow is loaded and one was set, else
+    ``TF_NUM_INTRAOP_THREADS``, else TensorFlow's default, the CPUs this process may run
+    on. Needs no TensorFlow import."""
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and hasattr(tf, "config"):
+        configured = tf.config.threading.get_intra_op_parallelism_threads()
+        if configured > 0:
+            return configured
+    from_env = os.environ.get("TF_NUM_INTRAOP_THREADS", "").strip()
+    if from_env.isdigit() and int(from_env) > 0:
+        return int(from_env)
+    return usable_cpus()
+
+
 def load_average() -> list[float] | None:
     """1, 5 and 15 minute load averages (None where the OS has none)."""
     try:
@@ -194,10 +211,11 @@ def instruction_set(cpuinfo: str | None = None) -> str:
 
 def environment() -> dict[str, Any]:
     """Machine and library versions, for a run's ``metrics.json``: runs compare bit for bit
-    only on the same ``instruction_set``."""
+    only on the same ``instruction_set`` with the same ``intra_op_threads``."""
     return {"python": platform.python_version(), "platform": platform.platform(),
             "processor": cpu_model(), "instruction_set": instruction_set(),
-            "cpu_count": os.cpu_count(), "memory_gb": memory_gb(), "versions": versions()}
+            "cpu_count": os.cpu_count(), "intra_op_threads": intra_op_threads(),
+            "memory_gb": memory_gb(), "versions": versions()}
 
 
 def now() -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,40 @@ def test_weights_file_is_keyed_by_content_not_path(tmp_path):
     assert spec.key() != key
     assert spec.weights_id().startswith("file-")
     assert dataclasses.replace(SPEC, weights="none").key() == SPEC.key()
+
+
+def test_features_of_another_thread_count_or_instruction_set_are_not_reused(
+        images, tmp_path, backbone, monkeypatch):
+    """TensorFlow's kernels give a feature other last bits with another intra-op thread
+    count or on another instruction set, so each has a folder of its own under the spec's:
+    a warm cache hands out only what a cold one would compute here. The spec's key (which
+    saved models record) stays the same."""
+    from cxrlib.io import instruction_set
+
+    cache_dir = tmp_path / "cache"
+    isa = instruction_set()
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    first, _ = extract_features(images, SPEC, cache_dir, progress=False, model=backbone)
+    assert set(first["status"]) == {"computed"}
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
+    other_threads, _ = extract_features(images, SPEC, cache_dir, progress=False, model=backbone)
+    assert set(other_threads["status"]) == {"computed"}
+    monkeypatch.setattr(features, "instruction_set", lambda: "avx512f" if isa != "avx512f" else "avx2")
+    other_isa, _ = extract_features(images, SPEC, cache_dir, progress=False, model=backbone)
+    assert set(other_isa["status"]) == {"computed"}
+    monkeypatch.undo()
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    again, _ = extract_features(images, SPEC, cache_dir, progress=False, model=ExplodingModel())
+    assert set(again["status"]) == {"hit"}
+    spec_folder = cache_dir / SPEC.key()
+    other = "avx512f" if isa != "avx512f" else "avx2"
+    assert sorted(p.name for p in spec_folder.iterdir()) == sorted(
+        [f"{isa}-1threads", f"{isa}-3threads", f"{other}-3threads"])
+    assert FeatureCache(cache_dir, SPEC).folder == spec_folder / f"{isa}-1threads"
+    assert '"computed_with": "%s-1threads"' % isa in (
+        spec_folder / f"{isa}-1threads" / "spec.json").read_text()
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")  # TensorFlow's default: a thread per CPU
+    assert features.compute_environment() == f"{isa}-{len(os.sched_getaffinity(0))}threads"
 
 
 def test_missing_weights_file_is_a_config_error(tmp_path):

@@ -95,6 +95,19 @@ def test_environment_names_the_machine_and_libraries():
     assert info["versions"]["numpy"] == np.__version__
 
 
+def test_intra_op_threads_reads_the_setting_then_the_cpus(monkeypatch):
+    """What TensorFlow will use, without importing it: ``TF_NUM_INTRAOP_THREADS`` when it
+    is a positive count, else one thread per CPU this process may run on."""
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "5")
+    assert io.intra_op_threads() == 5
+    assert io.environment()["intra_op_threads"] == 5
+    for unset in ("", "0", "two"):
+        monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", unset)
+        assert io.intra_op_threads() == io.usable_cpus()
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
+    assert io.intra_op_threads() == io.usable_cpus()
+
+
 def test_timer_records_each_named_block():
     timer = io.Timer()
     with timer("a"):
