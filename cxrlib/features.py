@@ -95,7 +95,7 @@ def file_hash(path: str | Path) -> str:
 def compute_environment() -> str:
     """What besides the spec changes a feature's last bits, as a folder name: the CPU's
     instruction set and TensorFlow's intra-op thread count (e.g. ``avx2-2threads``). The
-    sample cohort's ResNet50 and AlexNet features all differ (by up to 3e-6) between one
+    sample cohort's ResNet50 and AlexNet features all differ (by up to 7e-6) between one
     thread and two, and the same count always gives the same bytes
     (benchmarks/README.md, 2026-12-07)."""
     return f"{instruction_set()}-{intra_op_threads()}threads"

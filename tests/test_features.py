@@ -173,13 +173,14 @@ def test_features_of_another_thread_count_or_instruction_set_are_not_reused(
 
     cache_dir = tmp_path / "cache"
     isa = instruction_set()
+    other = "avx512f" if isa != "avx512f" else "avx2"
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
     first, _ = extract_features(images, SPEC, cache_dir, progress=False, model=backbone)
     assert set(first["status"]) == {"computed"}
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
     other_threads, _ = extract_features(images, SPEC, cache_dir, progress=False, model=backbone)
     assert set(other_threads["status"]) == {"computed"}
-    monkeypatch.setattr(features, "instruction_set", lambda: "avx512f" if isa != "avx512f" else "avx2")
+    monkeypatch.setattr(features, "instruction_set", lambda: other)
     other_isa, _ = extract_features(images, SPEC, cache_dir, progress=False, model=backbone)
     assert set(other_isa["status"]) == {"computed"}
     monkeypatch.undo()
@@ -187,7 +188,6 @@ def test_features_of_another_thread_count_or_instruction_set_are_not_reused(
     again, _ = extract_features(images, SPEC, cache_dir, progress=False, model=ExplodingModel())
     assert set(again["status"]) == {"hit"}
     spec_folder = cache_dir / SPEC.key()
-    other = "avx512f" if isa != "avx512f" else "avx2"
     assert sorted(p.name for p in spec_folder.iterdir()) == sorted(
         [f"{isa}-1threads", f"{isa}-3threads", f"{other}-3threads"])
     assert FeatureCache(cache_dir, SPEC).folder == spec_folder / f"{isa}-1threads"
