@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -169,7 +168,7 @@ def test_features_of_another_thread_count_or_instruction_set_are_not_reused(
     count or on another instruction set, so each has a folder of its own under the spec's:
     a warm cache hands out only what a cold one would compute here. The spec's key (which
     saved models record) stays the same."""
-    from cxrlib.io import instruction_set
+    from cxrlib.io import instruction_set, usable_cpus
 
     cache_dir = tmp_path / "cache"
     isa = instruction_set()
@@ -194,7 +193,7 @@ def test_features_of_another_thread_count_or_instruction_set_are_not_reused(
     assert '"computed_with": "%s-1threads"' % isa in (
         spec_folder / f"{isa}-1threads" / "spec.json").read_text()
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")  # TensorFlow's default: a thread per CPU
-    assert features.compute_environment() == f"{isa}-{len(os.sched_getaffinity(0))}threads"
+    assert features.compute_environment() == f"{isa}-{usable_cpus()}threads"
 
 
 def test_missing_weights_file_is_a_config_error(tmp_path):
