@@ -11,6 +11,12 @@ Two public collections, read in their original folder layouts under one ``data_d
 Files listed but absent, or empty, are kept in the tables with ``exists``/``problem`` set,
 so they can be counted and reported; the functions that feed models drop them with a
 logged count.
+
+Each person once, each image once: every row carries its image's ``content`` key (SHA-256
+of the file, ``cxrlib.duplicates``); patient ids listed with the same image are merged into
+one (``patient_id``; the id as listed stays in ``patient_id_listed``), and a content listed
+again is counted once (the first row kept, the others logged with a count). Patient ids are
+strings (``311a`` is one).
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from cxrlib import duplicates
 from cxrlib.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -119,14 +126,18 @@ def load_cohen(
     data_dir: str | Path,
     modality: str | None = XRAY,
     views: Iterable[str] | None = FRONTAL_VIEWS,
+    unique: bool = True,
 ) -> pd.DataFrame:
     """One row per image of the Cohen collection, filtered by modality and view.
 
-    Columns: ``patient_id``, ``offset`` (days, NaN when unknown), ``finding`` (normalised:
-    ``COVID-19`` whatever the schema), ``finding_raw``, ``survival`` (``Y``/``N``/NA),
-    ``view``, ``modality``, ``sex``, ``age``, ``filename``, ``path``, ``exists``,
-    ``problem`` (``missing``/``empty file``/NA) and ``row`` (position in metadata.csv).
-    ``modality=None`` or ``views=None`` keeps everything.
+    Columns: ``patient_id`` (merged over shared images), ``patient_id_listed``, ``offset``
+    (days, NaN when unknown), ``finding`` (normalised: ``COVID-19`` whatever the schema),
+    ``finding_raw``, ``survival`` (``Y``/``N``/NA), ``view``, ``modality``, ``sex``, ``age``,
+    ``filename``, ``path``, ``content``, ``exists``, ``problem`` (``missing``/``empty
+    file``/NA) and ``row`` (position in metadata.csv). ``modality=None`` or ``views=None``
+    keeps everything; ``unique=False`` keeps rows that repeat an earlier row's image.
+    Ids are merged over the whole file, before filtering: one shared image of any view or
+    modality makes two ids one person.
     """
     folder = cohen_dir(data_dir)
     table, _ = read_cohen_metadata(data_dir)
@@ -148,14 +159,65 @@ def load_cohen(
         "path": paths,
         "row": np.arange(len(table)),
     })
+    images = merge_shared_patients(images, "Cohen")
     if modality is not None:
         images = images[images["modality"] == modality]
     if views is not None:
         images = images[images["view"].isin(list(views))]
+    if unique:
+        images = keep_each_image_once(images, "Cohen")
     images = images.reset_index(drop=True)
     images["problem"] = [_file_problem(p) for p in images["path"]]
     images["exists"] = images["problem"].isna()
     return images
+
+
+def merge_shared_patients(images: pd.DataFrame, what: str) -> pd.DataFrame:
+    """Add ``content`` and ``patient_id_listed``; give patients who share an image one id.
+
+    Rows without a file name get a key of their own (``row:<n>``), so they never link two
+    patients. The merge is logged with the ids it joined."""
+    keys = duplicates.content_keys(images["path"])
+    images = images.assign(
+        content=[k if k is not None else f"row:{i}" for i, k in enumerate(keys)],
+        patient_id_listed=images["patient_id"])
+    listed = images["patient_id"].notna()
+    merged = duplicates.merge_ids(images.loc[listed, "patient_id"].astype(str),
+                                  images.loc[listed, "content"].tolist())
+    if merged:
+        log.warning("%s: %d patient id(s) list the same image(s) as another id and were "
+                    "merged: %s", what, len(merged),
+                    ", ".join(f"{a} -> {b}" for a, b in sorted(
+                        merged.items(), key=lambda kv: duplicates.natural_key(kv[0]))))
+        images["patient_id"] = images["patient_id"].map(
+            lambda p: merged.get(p, p) if isinstance(p, str) else p)
+    return images
+
+
+def keep_each_image_once(images: pd.DataFrame, what: str) -> pd.DataFrame:
+    """The first row of each ``content``; the repeats are left out with a logged count."""
+    repeated = images["content"].duplicated()
+    if repeated.any():
+        log.warning("%s: %d listed row(s) repeat an earlier row's image (same file content) "
+                    "and are counted once", what, int(repeated.sum()))
+    return images[~repeated]
+
+
+def merged_patients(images: pd.DataFrame) -> pd.DataFrame:
+    """One row per merged patient: ``patient_id``, ``listed_ids`` (the ids in the metadata),
+    ``shared_images`` (images listed under more than one of them) and ``rows``. ``images``
+    is a table of ``load_cohen(..., unique=False)``."""
+    columns = ["patient_id", "listed_ids", "shared_images", "rows"]
+    rows = []
+    for patient, group in images.groupby("patient_id", sort=False):
+        listed = sorted(set(group["patient_id_listed"].astype(str)), key=duplicates.natural_key)
+        if len(listed) < 2:
+            continue
+        ids_per_image = group.groupby("content")["patient_id_listed"].nunique()
+        rows.append({"patient_id": patient, "listed_ids": ", ".join(listed),
+                     "shared_images": int((ids_per_image > 1).sum()), "rows": len(group)})
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values("patient_id", key=_natural_key).reset_index(drop=True)
 
 
 def _file_problem(path: str) -> str | None:
@@ -187,8 +249,9 @@ def build_sequences(
     """One row per patient: the time series of readable images and the survival label.
 
     Columns: ``patient_id``, ``n_images``, ``survival`` (Y/N), ``label`` (1 = survived,
-    0 = died: our positive class; the paper never names its own), ``finding``, ``paths`` and
-    ``offsets`` (lists in time order), ``n_undated``. Files that are missing or empty are
+    0 = died: our positive class; the paper never names its own), ``finding``, ``paths``,
+    ``offsets`` and ``contents`` (lists in time order; ``contents`` only when ``images``
+    has a ``content`` column), ``n_undated``. Files that are missing or empty are
     left out with a logged count; patients with fewer than ``min_images`` readable images
     (or without a label, when ``labelled_only``) are dropped.
     """
@@ -205,6 +268,7 @@ def build_sequences(
             positions.setdefault(patient_id, []).append(position)
     survivals, findings = ordered["survival"].tolist(), ordered["finding"].tolist()
     paths, offsets = ordered["path"].tolist(), ordered["offset"].tolist()
+    contents = ordered["content"].tolist() if "content" in ordered else None
     rows = []
     for patient_id, where in positions.items():
         labels = list(dict.fromkeys(survivals[i] for i in where if pd.notna(survivals[i])))
@@ -224,9 +288,10 @@ def build_sequences(
             "paths": [paths[i] for i in where],
             "offsets": [offsets[i] for i in where],
             "n_undated": sum(bool(pd.isna(offsets[i])) for i in where),
+            **({"contents": [contents[i] for i in where]} if contents is not None else {}),
         })
     columns = ["patient_id", "n_images", "survival", "label", "finding", "paths", "offsets",
-               "n_undated"]
+               "n_undated"] + (["contents"] if contents is not None else [])
     sequences = pd.DataFrame(rows, columns=columns)
     sequences = sequences[sequences["n_images"] >= min_images]
     return sequences.sort_values("patient_id", key=_natural_key).reset_index(drop=True)
@@ -234,7 +299,7 @@ def build_sequences(
 
 def _natural_key(ids: pd.Series) -> pd.Series:
     """Sort patient ids numerically where they are numbers ('2' before '10')."""
-    return ids.map(lambda s: (0, int(s), "") if str(s).isdigit() else (1, 0, str(s)))
+    return ids.map(duplicates.natural_key)
 
 
 # The pediatric set names files personNNN_bacteria_MMM.jpeg, personNNN_virus_MMM.jpeg,
@@ -258,8 +323,9 @@ def load_pneumonia(data_dir: str | Path, splits: Iterable[str] = PNEUMONIA_SPLIT
 
     Columns: ``split``, ``class`` (``normal``/``pneumonia``), ``subtype``
     (``bacteria``/``virus``/``none``), ``patient_id`` (parsed from the file name; a name in
-    no known pattern becomes its own patient, with a logged count), ``filename``, ``path``,
-    ``exists``, ``problem``. Files that are not images by their suffix are counted and
+    no known pattern becomes its own patient, with a logged count; merged with any patient
+    holding the same image), ``patient_id_listed``, ``filename``, ``path``, ``content``,
+    ``exists``, ``problem``. A file whose content repeats an earlier file's counts once. Files that are not images by their suffix are counted and
     left out.
     """
     root = pneumonia_dir(data_dir)
@@ -291,6 +357,8 @@ def load_pneumonia(data_dir: str | Path, splits: Iterable[str] = PNEUMONIA_SPLIT
                                         "filename", "path"])
     if table.empty:
         raise DataError(f"{root}: no images in {{train,test,val}}/{{NORMAL,PNEUMONIA}}")
+    table = keep_each_image_once(merge_shared_patients(table, "pediatric"), "pediatric")
+    table = table.reset_index(drop=True)
     table["problem"] = [_file_problem(p) for p in table["path"]]
     table["exists"] = table["problem"].isna()
     return table
@@ -299,8 +367,10 @@ def load_pneumonia(data_dir: str | Path, splits: Iterable[str] = PNEUMONIA_SPLIT
 def summary(data_dir: str | Path, min_images: int = 3) -> dict:
     """Counts per dataset, as ``cxr data summary`` prints them (plain JSON types).
 
-    Cohen: rows, images per finding / view / modality, patients, listed-but-missing files,
-    and the ProgNet cohort (patients with >= ``min_images`` frontal X-rays and a survival
+    Cohen: rows, images per finding / view / modality, patients (as listed, and after
+    merging ids that share an image: ``duplicate_patient_ids_merged`` maps each merged id to
+    the ids listed, ``duplicate_rows_counted_once`` counts rows repeating an image),
+    listed-but-missing files, and the ProgNet cohort (patients with >= ``min_images`` frontal X-rays and a survival
     label, and the deaths among them). Pediatric: images per split and class, subtypes,
     patients. A dataset that is absent is reported as ``None``.
     """
@@ -311,9 +381,10 @@ def summary(data_dir: str | Path, min_images: int = 3) -> dict:
         out["cohen"] = None
         out["cohen_error"] = str(err)
     else:
-        everything = load_cohen(data_dir, modality=None, views=None)
-        frontal = everything[(everything["modality"] == XRAY)
-                             & everything["view"].isin(FRONTAL_VIEWS)]
+        everything = load_cohen(data_dir, modality=None, views=None, unique=False)
+        frontal_rows = everything[(everything["modality"] == XRAY)
+                                  & everything["view"].isin(FRONTAL_VIEWS)]
+        frontal = frontal_rows[~frontal_rows["content"].duplicated()]
         listed = frontal[frontal["survival"].notna()]
         per_patient = listed.groupby("patient_id").size()
         cohort = per_patient[per_patient >= min_images].index
@@ -321,14 +392,20 @@ def summary(data_dir: str | Path, min_images: int = 3) -> dict:
         usable_counts = usable.groupby("patient_id").size()
         usable_cohort = usable_counts[usable_counts >= min_images].index
         survival_of = listed.groupby("patient_id")["survival"].first()
+        merged = merged_patients(everything)
         out["cohen"] = {
             "schema": schema,
             "rows": len(table),
+            "patients_listed": int(everything["patient_id_listed"].nunique()),
             "patients": int(everything["patient_id"].nunique()),
+            "duplicate_patient_ids_merged": {
+                row.patient_id: row.listed_ids for row in merged.itertuples()},
+            "duplicate_rows_counted_once": int(everything["content"].duplicated().sum()),
             "findings": _counts(table["finding"]),
             "views": _counts(table["view"]),
             "modalities": _counts(table["modality"]),
             "survival": _counts(table["survival"]),
+            "frontal_xray_rows": len(frontal_rows),
             "frontal_xray_images": len(frontal),
             "covid19_frontal_xray_images": int((frontal["finding"] == "COVID-19").sum()),
             "listed_but_missing": int((everything["problem"] == "missing").sum()),
@@ -351,6 +428,7 @@ def summary(data_dir: str | Path, min_images: int = 3) -> dict:
             "classes": _counts(pediatric["class"]),
             "subtypes": _counts(pediatric["subtype"]),
             "patients": int(pediatric["patient_id"].nunique()),
+            "patients_listed": int(pediatric["patient_id_listed"].nunique()),
             "missing_or_empty": int((~pediatric["exists"]).sum()),
         }
     return out

@@ -139,9 +139,10 @@ def available(data_dir: str | Path) -> pd.DataFrame:
     pediatric = pediatric[pediatric["exists"]]
     table = pd.concat([
         pd.DataFrame({"path": covid["path"], "patient_id": "cohen:" + covid["patient_id"],
-                      "class": "covid19", "source": "cohen"}),
+                      "class": "covid19", "source": "cohen", "content": covid["content"]}),
         pd.DataFrame({"path": pediatric["path"], "patient_id": pediatric["patient_id"],
-                      "class": pediatric["class"], "source": "pediatric"}),
+                      "class": pediatric["class"], "source": "pediatric",
+                      "content": pediatric["content"]}),
     ], ignore_index=True)
     return table
 
@@ -170,7 +171,8 @@ def make_split(table: pd.DataFrame, config: Config) -> tuple[np.ndarray, np.ndar
     else:
         train, test = splits.kfold_splits(table["label"], table["patient_id"],
                                           n_splits=config.n_folds, seed=config.seed)[config.fold]
-    splits.check_no_leak(table["patient_id"].iloc[train], table["patient_id"].iloc[test])
+    splits.check_no_leak(table["patient_id"].iloc[train], table["patient_id"].iloc[test],
+                         table["content"].iloc[train], table["content"].iloc[test])
     return train, test
 
 

@@ -163,7 +163,9 @@ def make_splits(sequences: pd.DataFrame, config: Config) -> list[tuple[int, np.n
             splits.kfold_splits(labels, n_splits=config.n_folds, seed=config.seed))]
     for _, train, test in folds:
         splits.check_no_leak(sequences["patient_id"].iloc[train],
-                             sequences["patient_id"].iloc[test])
+                             sequences["patient_id"].iloc[test],
+                             *((sequences["contents"].iloc[train], sequences["contents"].iloc[test])
+                               if "contents" in sequences else ()))
         if len(np.unique(labels[train])) < 2:
             raise DataError("a training set has one class only: too few patients for the split")
     return folds

@@ -1,8 +1,10 @@
 """Patient-level train/test splits built on scikit-learn's grouped, stratified splitters.
 
-No patient ever has images on both sides of a split: with one row per patient (ProgNet's
-sequences table) that follows from splitting rows; with one row per image (the detector)
-the splitters group rows by ``patient_id``. ``check_no_leak`` proves it for any split.
+No patient and no image ever sits on both sides of a split: with one row per patient
+(ProgNet's sequences table) that follows from splitting rows; with one row per image (the
+detector) the splitters group rows by ``patient_id``. Ids alone cannot prove it when one
+person was listed under two ids, so ``check_no_leak`` compares the images' content keys
+(``cxrlib.duplicates.content_keys``) too, and refuses a split with one image on both sides.
 """
 from __future__ import annotations
 
@@ -79,8 +81,35 @@ def kfold_splits(
     return folds
 
 
-def check_no_leak(train_groups: Sequence, test_groups: Sequence) -> None:
-    """Raise if any patient appears on both sides of a split."""
+def check_no_leak(train_groups: Sequence, test_groups: Sequence,
+                  train_images: Sequence | None = None,
+                  test_images: Sequence | None = None) -> None:
+    """Raise ``DataError`` if any patient, or any image content, is on both sides.
+
+    ``train_images``/``test_images`` are content keys, one per row, or one list of keys per
+    row (a ProgNet sequence); the error names the count, the patients on each side and the
+    first keys at fault."""
     shared = set(map(str, train_groups)) & set(map(str, test_groups))
     if shared:
-        raise DataError(f"patient(s) on both sides of a split: {sorted(shared)[:10]}")
+        raise DataError(f"{len(shared)} patient(s) on both sides of a split: "
+                        f"{sorted(shared)[:10]}")
+    if train_images is None or test_images is None:
+        return
+    train_of = _owners(train_groups, train_images)
+    test_of = _owners(test_groups, test_images)
+    both = sorted(set(train_of) & set(test_of))
+    if both:
+        examples = "; ".join(f"{key[:16]} (train patient {train_of[key]}, test patient "
+                             f"{test_of[key]})" for key in both[:5])
+        raise DataError(f"{len(both)} image(s) on both sides of a split, under different "
+                        f"patient ids (the same file content): {examples}. Merge the ids "
+                        "(cxrlib.data merges ids that share an image) before splitting")
+
+
+def _owners(groups: Sequence, images: Sequence) -> dict[str, str]:
+    """{content key: patient id} of one side of a split."""
+    owners: dict[str, str] = {}
+    for group, keys in zip(groups, images):
+        for key in ([keys] if isinstance(keys, str) else keys):
+            owners.setdefault(str(key), str(group))
+    return owners

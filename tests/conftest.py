@@ -35,6 +35,14 @@ def write_gray(path: Path, value: int = 128, size: tuple[int, int] = (40, 32)) -
     return path
 
 
+@pytest.fixture(autouse=True)
+def image_hash_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Image content hashes cached in a temporary file, not in the user's cache folder."""
+    path = tmp_path_factory.getbasetemp() / "image-hashes.json"
+    monkeypatch.setenv("CXR_HASH_CACHE", str(path))
+    return path
+
+
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> Path:
     """Cohen + pediatric layouts with a few rows covering the awkward cases."""
@@ -67,16 +75,15 @@ def tiny_data(tmp_path: Path) -> Path:
             (cohen / "images").mkdir(parents=True, exist_ok=True)
             (cohen / "images" / name).write_bytes(b"")
         elif "missing" not in name:
-            write_gray(cohen / "images" / name, value=100 + 10 * int(pid))
+            # a value per file: each listed file is a different image (content identity)
+            write_gray(cohen / "images" / name, value=100 + 10 * int(pid) + len(lines))
     (cohen / "metadata.csv").write_text("\n".join(lines) + "\n")
     pediatric = tmp_path / "chest-xray-pneumonia" / "chest_xray"
-    for name, folder in [("person1_bacteria_1.jpeg", "PNEUMONIA"),
-                         ("person1_bacteria_2.jpeg", "PNEUMONIA"),
-                         ("person2_virus_3.jpeg", "PNEUMONIA"),
-                         ("IM-0001-0001.jpeg", "NORMAL"),
-                         ("IM-0002-0001-0002.jpeg", "NORMAL"),
-                         ("NORMAL2-IM-0003-0001.jpeg", "NORMAL")]:
-        write_gray(pediatric / "train" / folder / name)
+    names = [("person1_bacteria_1.jpeg", "PNEUMONIA"), ("person1_bacteria_2.jpeg", "PNEUMONIA"),
+             ("person2_virus_3.jpeg", "PNEUMONIA"), ("IM-0001-0001.jpeg", "NORMAL"),
+             ("IM-0002-0001-0002.jpeg", "NORMAL"), ("NORMAL2-IM-0003-0001.jpeg", "NORMAL")]
+    for value, (name, folder) in enumerate(names, start=60):
+        write_gray(pediatric / "train" / folder / name, value=value)
     return tmp_path
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from cxrlib import data
 from cxrlib.errors import DataError
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, write_gray
 
 
 def test_cohen_rows_filters_and_file_problems(tiny_data: Path) -> None:
@@ -121,7 +121,7 @@ def test_pediatric_names(name: str, patient: str | None, subtype: str | None) ->
 def test_pediatric_table(tiny_data: Path, caplog) -> None:
     folder = tiny_data / "chest-xray-pneumonia" / "chest_xray" / "train" / "NORMAL"
     (folder / "notes.txt").write_text("x")
-    (folder / "odd-name.jpeg").write_bytes((folder / "IM-0001-0001.jpeg").read_bytes())
+    write_gray(folder / "odd-name.jpeg", value=99)
     with caplog.at_level(logging.WARNING, logger="cxrlib.data"):
         table = data.load_pneumonia(tiny_data)
     assert "1 pediatric file name(s) in no known pattern" in caplog.text
@@ -129,6 +129,19 @@ def test_pediatric_table(tiny_data: Path, caplog) -> None:
     assert table.groupby("class").size().to_dict() == {"normal": 4, "pneumonia": 3}
     assert table["patient_id"].nunique() == 6  # person1 has two images
     assert set(table["subtype"]) == {"bacteria", "virus", "none"}
+
+
+def test_a_pediatric_copy_under_another_name_is_one_image_of_one_patient(
+        tiny_data: Path, caplog) -> None:
+    folder = tiny_data / "chest-xray-pneumonia" / "chest_xray" / "train" / "NORMAL"
+    (folder / "IM-0009-0001.jpeg").write_bytes((folder / "IM-0001-0001.jpeg").read_bytes())
+    with caplog.at_level(logging.WARNING, logger="cxrlib.data"):
+        table = data.load_pneumonia(tiny_data)
+    assert "pediatric: 1 patient id(s) list the same image(s)" in caplog.text
+    assert "ped:IM-0009 -> ped:IM-0001" in caplog.text
+    assert "1 listed row(s) repeat an earlier row's image" in caplog.text
+    assert len(table) == 6 and table["content"].is_unique
+    assert table["patient_id"].nunique() == 5 and table["patient_id_listed"].nunique() == 5
 
 
 def test_summary_counts(tiny_data: Path) -> None:
@@ -151,6 +164,10 @@ def test_summary_agrees_with_pandas_on_the_real_metadata() -> None:
     assert summary["findings"] == raw["finding"].value_counts().to_dict()
     assert summary["views"] == raw["view"].value_counts().to_dict()
     frontal = raw[(raw["modality"] == "X-ray") & raw["view"].isin(data.FRONTAL_VIEWS)]
+    assert summary["frontal_xray_rows"] == len(frontal)
+    frontal = frontal.assign(patientid=frontal["patientid"].astype(str).replace(
+        {"339": "285", "340": "287"}))  # the ids that list the same files
+    frontal = frontal.drop_duplicates(["folder", "filename"])
     assert summary["frontal_xray_images"] == len(frontal)
     labelled = frontal[frontal["survival"].isin(["Y", "N"])]
     counts = labelled.groupby("patientid").size()
@@ -173,3 +190,61 @@ def test_drop_undecodable_logs_and_counts(tiny_data: Path, caplog) -> None:
     assert len(kept) == len(usable) - 1 and str(broken) not in set(kept["path"])
     assert "left out 1 frontal X-ray file(s) that do not decode" in caplog.text
     assert "p1b.png" in caplog.text
+
+
+def _list_again(tiny_data: Path, rows: list[str]) -> None:
+    """Append metadata rows (2020 schema) that point at files already listed."""
+    path = tiny_data / "covid-chestxray-dataset" / "metadata.csv"
+    path.write_text(path.read_text() + "\n".join(rows) + "\n")
+
+
+def _row(pid: str, offset: str, survival: str, view: str, name: str) -> str:
+    return (f'{pid},{offset},M,50,"COVID-19",{survival},,,,,,,,,,,,{view},X-ray,'
+            f'2020,,images,{name},,,,,,')
+
+
+def test_ids_listing_the_same_images_become_one_patient(tiny_data: Path, caplog) -> None:
+    """As patients 285 and 339 of the June 2020 snapshot: one person listed twice."""
+    _list_again(tiny_data, [_row("339", "0", "N", "PA", "p1a.png"),
+                            _row("339", "2", "N", "AP Supine", "p1b.png"),
+                            _row("339", "5", "N", "PA", "p1c.png"),
+                            _row("311a", "9", "N", "PA", "p1c.png")])
+    with caplog.at_level(logging.WARNING, logger="cxrlib.data"):
+        frontal = data.load_cohen(tiny_data)
+    assert "2 patient id(s) list the same image(s) as another id and were merged: " \
+           "339 -> 1, 311a -> 1" in caplog.text  # numbers first
+    assert "4 listed row(s) repeat an earlier row's image" in caplog.text
+    assert frontal["content"].is_unique
+    assert (frontal["patient_id"] == "1").sum() == 3  # one image counted once
+    listed = data.load_cohen(tiny_data, unique=False)
+    assert set(listed.loc[listed["patient_id_listed"] == "311a", "patient_id"]) == {"1"}
+    merged = data.merged_patients(data.load_cohen(tiny_data, None, None, unique=False))
+    assert merged.to_dict("records") == [
+        {"patient_id": "1", "listed_ids": "1, 339, 311a", "shared_images": 3, "rows": 8}]
+    sequences = data.build_sequences(frontal, min_images=3)
+    assert sequences["patient_id"].tolist() == ["1", "2"]
+    assert sequences.set_index("patient_id").loc["1", "n_images"] == 3
+    summary = data.summary(tiny_data)["cohen"]
+    assert summary["duplicate_patient_ids_merged"] == {"1": "1, 339, 311a"}
+    assert summary["duplicate_rows_counted_once"] == 4
+    assert summary["patients_listed"] == 7 and summary["patients"] == 5
+    assert summary["patients_with_3plus_frontal_and_label"] == 2
+    assert summary["frontal_xray_rows"] == summary["frontal_xray_images"] + 4
+
+
+def test_rows_without_a_file_name_never_link_patients(tiny_data: Path) -> None:
+    _list_again(tiny_data, [_row("8", "0", "Y", "PA", ""), _row("9", "0", "Y", "PA", "")])
+    table = data.load_cohen(tiny_data)
+    assert {"8", "9"} <= set(table["patient_id"])
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
+def test_the_real_snapshot_lists_two_people_twice() -> None:
+    summary = data.summary(SHARED_DATA)["cohen"]
+    assert summary["duplicate_patient_ids_merged"] == {"285": "285, 339", "287": "287, 340"}
+    assert summary["patients_with_3plus_frontal_and_label"] == 32
+    assert summary["deaths_among_them"] == 7
+    frontal = data.load_cohen(SHARED_DATA)
+    covid = frontal[frontal["finding"] == "COVID-19"]
+    assert covid["content"].is_unique

@@ -64,3 +64,24 @@ def test_too_few_patients_give_a_clear_error() -> None:
 def test_check_no_leak_raises() -> None:
     with pytest.raises(DataError, match="both sides"):
         check_no_leak(["a", "b"], ["b", "c"])
+
+
+def test_a_split_with_one_image_under_two_ids_is_refused() -> None:
+    """Ids 285 and 339 list the same X-ray: ids differ, so only content can see the leak."""
+    images = pd.DataFrame({
+        "patient_id": ["285", "285", "339", "7", "8", "9"],
+        "content": ["sha-a", "sha-b", "sha-a", "sha-c", "sha-d", "sha-e"]})
+    train, test = np.array([0, 1, 3, 4]), np.array([2, 5])
+    check_no_leak(images["patient_id"].iloc[train], images["patient_id"].iloc[test])  # ids pass
+    with pytest.raises(DataError, match=r"1 image\(s\) on both sides of a split.*sha-a "
+                                        r"\(train patient 285, test patient 339\)"):
+        check_no_leak(images["patient_id"].iloc[train], images["patient_id"].iloc[test],
+                      images["content"].iloc[train], images["content"].iloc[test])
+
+
+def test_the_content_check_reads_sequences_and_passes_a_clean_split() -> None:
+    ids = pd.Series(["1", "2", "3"])
+    sequences = pd.Series([["a", "b"], ["c"], ["d", "a"]])
+    check_no_leak(ids.iloc[[0, 2]], ids.iloc[[1]], sequences.iloc[[0, 2]], sequences.iloc[[1]])
+    with pytest.raises(DataError, match=r"1 image\(s\) on both sides.*test patient 3"):
+        check_no_leak(ids.iloc[[0, 1]], ids.iloc[[2]], sequences.iloc[[0, 1]], sequences.iloc[[2]])

@@ -1,0 +1,200 @@
+"""Image identity: which listed files hold the same X-ray, and which people share images.
+
+A collection assembled from papers and web sites lists some X-rays more than once: the
+same file under two patient ids (the June 2020 Cohen snapshot lists patients 285 and 339
+with the same three files, 287 and 340 with two more), or the same picture saved twice.
+Counting such rows as different images or people inflates the cohort and can put one
+person on both sides of a train/test split, which a check on ids alone cannot see.
+
+Two kinds of sameness are told apart:
+
+- **exact**: the same file content. ``content_keys`` gives each file the SHA-256 of its
+  bytes (a file listed but absent gets ``path:<its path>``, so two rows naming the same
+  absent file still agree). Rows with one key are one image; patients sharing a key are
+  one person (``merge_ids``).
+- **near**: the same X-ray resized or re-encoded. ``dhash`` is a 64-bit difference hash of
+  the decoded grayscale picture shrunk to 9x8; ``near_duplicates`` lists pairs of different
+  files whose hashes differ in at most ``max_distance`` bits. Near-duplicates are only
+  listed, never dropped: a follow-up X-ray of one patient can look much like the first.
+
+Hashes are cached in one JSON file (``hash_cache_path``), keyed by a file's absolute path,
+size and modification time, so a re-run only stats the files and hashes those written
+since. Invariant: ``merge_ids`` gives every group of ids linked by shared content one id,
+and ``tests/test_duplicates.py::test_merged_ids_share_no_content`` proves no key is left
+spread over two ids.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from cxrlib import io
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "CXR_HASH_CACHE"
+CACHE_VERSION = 1
+MISSING_PREFIX = "path:"
+
+
+def hash_cache_path() -> Path:
+    """Where the hash cache lives: ``$CXR_HASH_CACHE``, else ``~/.cache/cxr-repro/``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "cxr-repro" / "image-hashes.json"
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return cached.get("entries", {}) if cached.get("version") == CACHE_VERSION else {}
+
+
+def _write_cache(path: Path, entries: dict) -> None:
+    """Merge ``entries`` into the cache file (another process may have added its own)."""
+    merged = {**_read_cache(path), **entries}
+    try:
+        io.write_text(path, json.dumps({"version": CACHE_VERSION, "entries": merged}))
+    except OSError as err:  # a read-only home: hashes are recomputed next time
+        log.info("could not write the image hash cache %s: %s", path, err)
+
+
+def _file_key(path: str) -> tuple[str, str] | None:
+    """(cache key, absolute path) of an existing non-empty file, or None."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    if stat.st_size == 0:
+        return None
+    absolute = os.path.abspath(path)
+    return f"{absolute}|{stat.st_size}|{stat.st_mtime_ns}", absolute
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dhash_file(path: str | Path) -> str | None:
+    """16 hex digits: the difference hash of the decoded picture, or None if it does not
+    decode. Each bit says whether a pixel of the 9x8 grayscale thumbnail is brighter than
+    its right-hand neighbour, so resizing and re-encoding change few bits."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            small = image.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    pixels = np.asarray(small, dtype=np.int16)
+    bits = (pixels[:, 1:] > pixels[:, :-1]).ravel()
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+def _cached(paths: Sequence[str], field: str, compute) -> list[str | None]:
+    """``field`` of each file from the cache, computing (and storing) what is missing."""
+    cache_path = hash_cache_path()
+    entries = _read_cache(cache_path)
+    new: dict = {}
+    out: list[str | None] = []
+    for path in paths:
+        key = _file_key(str(path)) if isinstance(path, (str, Path)) and str(path) else None
+        if key is None:
+            out.append(None)
+            continue
+        entry = new.get(key[0]) or entries.get(key[0]) or {}
+        if field not in entry:
+            entry = {**entry, field: compute(key[1])}
+            new[key[0]] = entry
+        out.append(entry[field])
+    if new:
+        _write_cache(cache_path, new)
+        log.info("hashed %d file(s) (%s); cache %s", len(new), field, cache_path)
+    return out
+
+
+def content_keys(paths: Iterable[str | Path]) -> list[str | None]:
+    """The identity of each file: SHA-256 of its bytes; ``path:<path>`` when it is absent
+    or empty (so rows naming one absent file still agree); None for no path at all."""
+    paths = [str(p) if isinstance(p, (str, Path)) else "" for p in paths]
+    digests = _cached(paths, "sha256", sha256_file)
+    return [d if d is not None else MISSING_PREFIX + os.path.abspath(p) if p else None
+            for p, d in zip(paths, digests)]
+
+
+def dhashes(paths: Iterable[str | Path]) -> list[str | None]:
+    """The difference hash of each file (None when absent, empty or not decodable)."""
+    return _cached([str(p) for p in paths], "dhash", dhash_file)
+
+
+def merge_ids(ids: Sequence[str], keys: Sequence[str]) -> dict[str, str]:
+    """``{listed id: merged id}`` for ids linked by a shared content key.
+
+    Ids joined through any chain of shared keys become one (union-find); the merged id is
+    the group's first id in natural order ('2' before '10', numbers before '311a'). Only ids
+    that change are in the result."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    first_id: dict[str, str] = {}
+    for patient, key in zip(map(str, ids), keys):
+        parent.setdefault(patient, patient)
+        if key in first_id:
+            a, b = find(first_id[key]), find(patient)
+            if a != b:
+                low, high = sorted((a, b), key=natural_key)
+                parent[high] = low
+        else:
+            first_id[key] = patient
+    return {p: find(p) for p in parent if find(p) != p}
+
+
+def natural_key(patient_id: object) -> tuple:
+    """Sort key for patient ids: numbers by value first, then other strings."""
+    text = str(patient_id)
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
+def near_duplicates(table: pd.DataFrame, max_distance: int = 4) -> pd.DataFrame:
+    """Pairs of different files (by content) whose difference hashes differ in at most
+    ``max_distance`` of 64 bits: ``path_a``, ``path_b``, ``patient_a``, ``patient_b``,
+    ``distance``, ``same_patient``. ``table`` needs ``path``, ``patient_id`` and
+    ``content``; each content is compared once."""
+    columns = ["patient_a", "patient_b", "path_a", "path_b", "distance", "same_patient"]
+    files = table.drop_duplicates("content")
+    files = files[~files["content"].str.startswith(MISSING_PREFIX)]
+    hashes = dhashes(files["path"])
+    keep = [h is not None for h in hashes]
+    files = files[keep]
+    if len(files) < 2:
+        return pd.DataFrame(columns=columns)
+    values = np.array([int(h, 16) for h in np.asarray(hashes, dtype=object)[keep]],
+                      dtype=np.uint64)
+    bits = np.unpackbits(values.view(np.uint8).reshape(-1, 8), axis=1).astype(bool)
+    distance = (bits[:, None, :] != bits[None, :, :]).sum(axis=2)
+    a, b = np.nonzero(np.triu(distance <= max_distance, k=1))
+    ids, paths = files["patient_id"].astype(str).to_numpy(), files["path"].to_numpy()
+    pairs = pd.DataFrame({"patient_a": ids[a], "patient_b": ids[b], "path_a": paths[a],
+                          "path_b": paths[b], "distance": distance[a, b],
+                          "same_patient": ids[a] == ids[b]}, columns=columns)
+    return pairs.sort_values(["distance", "patient_a", "path_a"]).reset_index(drop=True)
