@@ -2,9 +2,10 @@
 
 Two public collections, read in their original folder layouts under one ``data_dir``:
 
-- ``covid-chestxray-dataset/`` (Cohen et al.): ``metadata.csv`` + ``images/``. Both the
-  June 2020 schema (``finding`` = ``COVID-19``) and the later one (``finding`` =
-  ``Pneumonia/Viral/COVID-19``, an extra ``RT_PCR_positive`` column) are understood.
+- ``covid-chestxray-dataset/`` (Cohen et al.): ``metadata.csv`` + ``images/``, in any of
+  the schemas the file has had since March 2020 (``cxrlib.schemas``), normalised to one
+  set of columns: ``finding`` is ``COVID-19`` whether written ``COVID-19``, ``COVID-19,
+  ARDS`` or ``Pneumonia/Viral/COVID-19``.
 - ``chest-xray-pneumonia/chest_xray/{train,test,val}/{NORMAL,PNEUMONIA}/`` (Kermany et
   al., children aged 1 to 5).
 
@@ -20,6 +21,7 @@ strings (``311a`` is one).
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
@@ -29,7 +31,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from cxrlib import duplicates
+from cxrlib import duplicates, schemas
 from cxrlib.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -40,30 +42,6 @@ FRONTAL_VIEWS = ("PA", "AP", "AP Supine", "AP Erect")
 XRAY = "X-ray"
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 PNEUMONIA_SPLITS = ("train", "test", "val")
-
-# Canonical column -> names it has had in metadata.csv over time (compared after
-# lower-casing and replacing spaces by underscores).
-COHEN_COLUMNS = {
-    "patientid": ("patientid", "patient_id"),
-    "offset": ("offset",),
-    "sex": ("sex",),
-    "age": ("age",),
-    "finding": ("finding",),
-    "survival": ("survival",),
-    "view": ("view",),
-    "modality": ("modality",),
-    "folder": ("folder",),
-    "filename": ("filename",),
-    "date": ("date",),
-    "location": ("location",),
-    "license": ("license",),
-}
-COHEN_REQUIRED = ("patientid", "offset", "finding", "survival", "view", "modality", "filename")
-COHEN_SCHEMAS = {
-    "2020": "June 2020 snapshot (finding = 'COVID-19')",
-    "current": "current GitHub schema (finding = 'Pneumonia/Viral/COVID-19', RT_PCR_positive)",
-}
-
 
 def cohen_dir(data_dir: str | Path) -> Path:
     """The Cohen collection folder under ``data_dir``, or a ``DataError`` if absent."""
@@ -87,29 +65,54 @@ def pneumonia_dir(data_dir: str | Path) -> Path:
     return folder
 
 
-def _normal_name(column: str) -> str:
-    return str(column).strip().lower().replace(" ", "_")
-
-
 def read_cohen_metadata(data_dir: str | Path) -> tuple[pd.DataFrame, str]:
-    """Read ``metadata.csv`` with canonical column names; return it and its schema name."""
+    """Read ``metadata.csv`` in any schema of ``cxrlib.schemas``, normalised to canonical
+    column names (``patientid``, ``offset``, ``finding``, ``survival``, ``view``,
+    ``modality``, ``folder``, ``filename``, ...); return it and the schema's name.
+
+    The first schema had no ``modality`` column (a CT was a row with view ``CT``) and no
+    ``folder`` (every file in ``images/``): both are filled in. An unknown header is a
+    ``DataError`` in one line naming the columns found and the schemas known."""
     path = cohen_dir(data_dir) / "metadata.csv"
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    by_name = {_normal_name(c): c for c in raw.columns}
-    renames, missing = {}, []
-    for canonical, aliases in COHEN_COLUMNS.items():
-        found = next((by_name[a] for a in aliases if a in by_name), None)
-        if found is not None:
-            renames[found] = canonical
-        elif canonical in COHEN_REQUIRED:
-            missing.append(canonical)
-    if missing:
-        raise DataError(
-            f"{path}: unknown metadata schema, missing column(s) {missing}. Known schemas: "
-            + "; ".join(COHEN_SCHEMAS.values()))
-    table = raw.rename(columns=renames)
-    schema = "current" if table["finding"].str.contains("/", na=False).any() else "2020"
-    return table, schema
+    schema = schemas.recognise(raw.columns, str(path))
+    table = raw.rename(columns=schemas.canonical_columns(raw.columns))
+    table = table.loc[:, ~table.columns.duplicated()]
+    if "modality" not in table:
+        is_ct = table["view"].str.strip().str.upper() == "CT"
+        table["modality"] = np.where(is_ct, "CT", XRAY)
+    if "folder" not in table:
+        table["folder"] = "images"
+    return table, schema.name
+
+
+def metadata_sha256(data_dir: str | Path) -> str:
+    """SHA-256 of the Cohen ``metadata.csv``: which version of the collection was read."""
+    return duplicates.sha256_file(cohen_dir(data_dir) / "metadata.csv")
+
+
+def cohen_version(data_dir: str | Path | None) -> dict | None:
+    """Which Cohen collection ``data_dir`` holds: ``snapshot`` (a name of
+    ``cxrlib.schemas.SNAPSHOTS``, from the install record ``cxr data download`` writes or
+    from the metadata file's hash; None when neither names one), ``commit`` (when
+    recorded), ``metadata_sha256`` and ``schema``. None when there is no collection."""
+    if data_dir is None:
+        return None
+    try:
+        _, schema = read_cohen_metadata(data_dir)
+    except DataError:
+        return None
+    digest = metadata_sha256(data_dir)
+    record = _install_record(data_dir)
+    return {"snapshot": record.get("snapshot") or schemas.snapshot_of_metadata(digest),
+            "commit": record.get("commit"), "metadata_sha256": digest, "schema": schema}
+
+
+def _install_record(data_dir: str | Path) -> dict:
+    try:
+        return json.loads((cohen_dir(data_dir) / schemas.INSTALL_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def normalise_finding(finding: object) -> str | None:
@@ -394,7 +397,7 @@ def summary(data_dir: str | Path, min_images: int = 3) -> dict:
         survival_of = listed.groupby("patient_id")["survival"].first()
         merged = merged_patients(everything)
         out["cohen"] = {
-            "schema": schema,
+            **{k: v for k, v in (cohen_version(data_dir) or {}).items()},
             "rows": len(table),
             "patients_listed": int(everything["patient_id_listed"].nunique()),
             "patients": int(everything["patient_id"].nunique()),
