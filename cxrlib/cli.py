@@ -3,6 +3,7 @@
     cxr data summary --data-dir DIR [--json]
     cxr data sample --out data/sample [--seed N]
     cxr data download --dest data/raw [--dataset cohen|pneumonia|all] [--from PATH]
+                      [--snapshot 2020-06] [--commit SHA]
     cxr run prognet --backbone resnet50 --seed 0 --data-dir DIR --out DIR [-p name value]
     cxr run detector --model cnn_lstm --fold 0 --seed 0 --data-dir DIR --out DIR
     cxr batch --profile sample|paper|paper-gpu --data-dir DIR --out results/<profile> [--estimate]
@@ -70,9 +71,11 @@ def cmd_data_download(args: argparse.Namespace) -> int:
     datasets = ["cohen", "pneumonia"] if args.dataset == "all" else [args.dataset]
     if args.from_path and len(datasets) > 1:
         raise CxrError("--from takes one dataset: add --dataset cohen or --dataset pneumonia")
+    if (args.snapshot or args.commit) and datasets != ["cohen"]:
+        raise CxrError("--snapshot and --commit pin the Cohen collection: add --dataset cohen")
     for dataset in datasets:
         folder = download(dataset, args.dest, from_path=args.from_path, force=args.force,
-                          progress=not args.quiet)
+                          progress=not args.quiet, snapshot=args.snapshot, commit=args.commit)
         print(f"{dataset}: {folder}")
     return 0
 
@@ -197,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a local archive or folder to install instead of downloading")
     download.add_argument("--force", action="store_true", help="replace an installed copy")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
+    download.add_argument("--snapshot", help="a named version of the Cohen collection "
+                          "(e.g. 2020-06, the papers' time); default: today's")
+    download.add_argument("--commit", help="a commit of the Cohen collection to fetch")
     download.set_defaults(func=cmd_data_download)
 
     run = commands.add_parser("run", help="execute one notebook with papermill")

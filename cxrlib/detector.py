@@ -439,6 +439,7 @@ def run_metrics(config: Config, evaluation: dict, table: pd.DataFrame, train: np
         "features": feature_table["status"].value_counts().to_dict(),
         "timings_s": timings,
         "environment": io.environment(),
+        "cohen_collection": data.cohen_version(paths.get("data_dir")),  # snapshot, schema, hash
     }
 
 

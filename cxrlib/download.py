@@ -13,22 +13,34 @@ fetch a fresh copy). Archives are extracted into a temporary folder inside ``des
 moved into place with ``os.replace``, so the final folder is either complete or absent.
 Without network, pass ``from_path`` (``--from PATH`` on the command line): a zip you
 downloaded yourself, or a folder already in the original layout.
+
+Pinned versions of the Cohen collection: ``snapshot`` (``--snapshot 2020-06``) names an
+entry of ``cxrlib.schemas.SNAPSHOTS`` and ``commit`` (``--commit SHA``) any commit of the
+collection's repository; both fetch GitHub's zip of that commit instead of today's
+``master``. The zip is verified against the snapshot's archive checksum and the extracted
+``metadata.csv`` against its metadata checksum, where those are known; an unverified
+check is logged as such, never passed off as verified. Every Cohen install records what it
+holds in ``.cxr-snapshot.json`` beside ``metadata.csv`` (snapshot, commit, URL, the
+archive's and the metadata file's SHA-256), which ``cxr data summary`` and each run's
+``metrics.json`` report.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
 import tempfile
 import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import requests
 from tqdm import tqdm
 
+from cxrlib import schemas
 from cxrlib.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -84,49 +96,105 @@ DATASETS: dict[str, Source] = {
 def download(dataset: str, dest: str | Path, *, from_path: str | Path | None = None,
              url: str | None = None, sha256: str | None = None, force: bool = False,
              link: bool = False, progress: bool = True, chunk_size: int = 1 << 20,
-             timeout: float = 60) -> Path | dict[str, Path]:
+             timeout: float = 60, snapshot: str | None = None,
+             commit: str | None = None) -> Path | dict[str, Path]:
     """Install ``dataset`` (``cohen``, ``pneumonia`` or ``all``) under ``dest``.
 
     Returns the installed folder (a ``{name: folder}`` dict for ``all``). An installed
     dataset (marker present) is skipped unless ``force``. ``from_path`` is a local zip or
     a folder in the original layout (copied, or symlinked with ``link``); ``url`` and
-    ``sha256`` override the entries of ``DATASETS``.
+    ``sha256`` override the entries of ``DATASETS``. ``snapshot`` and ``commit`` pin the
+    Cohen collection to a named snapshot or a commit (module docstring).
     """
     if dataset == "all":
-        if from_path is not None or url is not None or sha256 is not None:
-            raise ConfigError("dataset='all' takes no from_path/url/sha256: "
+        if any(v is not None for v in (from_path, url, sha256, snapshot, commit)):
+            raise ConfigError("dataset='all' takes no from_path/url/sha256/snapshot/commit: "
                               "give one dataset at a time for those")
         return download_all(dest, force=force, progress=progress,
                             chunk_size=chunk_size, timeout=timeout)
     source = _source(dataset)
+    pin = _pin(dataset, snapshot, commit, from_path is not None)
+    if pin is not None:
+        source = replace(source, url=pin["url"] or source.url,
+                         archive=f"{source.folder}-{pin['commit'] or pin['snapshot']}.zip",
+                         sha256=pin["archive_sha256"])
     dest = Path(dest).expanduser()
     final = dest / source.folder
     if is_installed(final, source) and not force:
+        _check_installed_pin(final, pin)
         log.info("%s is already installed at %s; skipping (force=True reinstalls)",
                  dataset, final)
         return final
     _check_target(final, force)
     expected = _check_sha256(sha256 or source.sha256)
     dest.mkdir(parents=True, exist_ok=True)
+    record = None if dataset != "cohen" else {
+        "snapshot": pin and pin["snapshot"], "commit": pin and pin["commit"],
+        "metadata_sha256_expected": pin and pin["metadata_sha256"]}
 
     if from_path is not None:
         local = Path(from_path).expanduser()
         if local.is_dir():
-            _install_folder(local, source, final, link=link)
+            _install_folder(local, source, final, link=link,
+                            record=None if link else _with(record, url=str(local)))
             return final
         if not local.is_file():
             raise DataError(f"--from {local}: no such file or folder")
         if link:
             log.warning("link=True only applies to folders; extracting %s", local)
         _verify(local, expected, delete=False)
-        _install_archive(local, source, final, delete_bad=False, progress=progress)
+        _install_archive(local, source, final, delete_bad=False, progress=progress,
+                         record=_with(record, url=str(local), archive=local))
         return final
 
-    archive = fetch(url or source.url, dest / DOWNLOADS / source.archive,
+    archive_url = url or source.url
+    archive = fetch(archive_url, dest / DOWNLOADS / source.archive,
                     progress=progress, chunk_size=chunk_size, timeout=timeout)
     _verify(archive, expected, delete=True)
-    _install_archive(archive, source, final, delete_bad=True, progress=progress)
+    _install_archive(archive, source, final, delete_bad=True, progress=progress,
+                     record=_with(record, url=archive_url, archive=archive))
     return final
+
+
+def _pin(dataset: str, snapshot: str | None, commit: str | None,
+         local: bool) -> dict | None:
+    """What a ``snapshot``/``commit`` request fixes: name, commit, URL and checksums."""
+    if snapshot is None and commit is None:
+        return None
+    if dataset != "cohen":
+        raise ConfigError(f"snapshot/commit pin the Cohen collection only, not {dataset!r}")
+    if commit is not None and not (7 <= len(commit) <= 40
+                                   and all(c in "0123456789abcdef" for c in commit.lower())):
+        raise ConfigError(f"commit must be a hexadecimal git commit id, got {commit!r}")
+    named = schemas.snapshot(snapshot) if snapshot is not None else None
+    chosen = commit or (named.commit if named else None)
+    if chosen is None and not local:
+        raise ConfigError(
+            f"snapshot {snapshot}: {named.note}. Pass --commit SHA (a commit of "
+            f"{named.repo} from {named.date}) or --from PATH")
+    url = named.url(chosen) if named else (
+        f"{schemas.CODE_HOST}/{schemas.COHEN_REPO}/archive/{chosen}.zip")
+    return {"snapshot": snapshot, "commit": chosen, "url": url,
+            "archive_sha256": named.archive_sha256 if named and chosen == named.commit else None,
+            "metadata_sha256": named.metadata_sha256 if named else None}
+
+
+def _with(record: dict | None, **more: object) -> dict | None:
+    return None if record is None else {**record, **more}
+
+
+def _check_installed_pin(final: Path, pin: dict | None) -> None:
+    """Refuse to pass off an installed copy of another version as the one asked for."""
+    if pin is None:
+        return
+    try:
+        held = json.loads((final / schemas.INSTALL_RECORD).read_text())
+    except (OSError, ValueError):
+        held = {}
+    if (held.get("snapshot"), held.get("commit")) != (pin["snapshot"], pin["commit"]):
+        raise DataError(f"{final} holds snapshot {held.get('snapshot')!r} (commit "
+                        f"{held.get('commit')!r}), not the {pin['snapshot'] or pin['commit']!r} "
+                        "asked for; pass force=True (--force) to replace it")
 
 
 def download_all(dest: str | Path, **kwargs: object) -> dict[str, Path]:
@@ -278,7 +346,7 @@ def _check_target(final: Path, force: bool) -> None:
 
 
 def _install_archive(archive: Path, source: Source, final: Path, *, delete_bad: bool,
-                     progress: bool) -> None:
+                     progress: bool, record: dict | None = None) -> None:
     """Extract ``archive`` next to ``final``, normalise the layout and move it in place."""
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{source.folder}-", dir=final.parent))
     try:
@@ -287,13 +355,15 @@ def _install_archive(archive: Path, source: Source, final: Path, *, delete_bad: 
         if root is None:
             raise DataError(f"{archive}: no {source.marker} inside; expected a copy of "
                             f"{source.archive} ({source.homepage})")
+        _record(root, source, record)
         _place(root, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("installed %s at %s", source.title, final)
 
 
-def _install_folder(folder: Path, source: Source, final: Path, *, link: bool) -> None:
+def _install_folder(folder: Path, source: Source, final: Path, *, link: bool,
+                    record: dict | None = None) -> None:
     """Copy (or symlink) a folder in the original layout to ``final``."""
     root = _find_root(folder, source.marker)
     if root is None:
@@ -308,10 +378,33 @@ def _install_folder(folder: Path, source: Source, final: Path, *, link: bool) ->
             staged.symlink_to(root.resolve(), target_is_directory=True)
         else:
             shutil.copytree(root, staged, ignore=shutil.ignore_patterns(*JUNK_DIRS))
+            _record(staged, source, record)
         _place(staged, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("%s %s at %s", "linked" if link else "copied", root, final)
+
+
+def _record(root: Path, source: Source, record: dict | None) -> None:
+    """Check the metadata file against the pin's checksum, then write the install record
+    (``schemas.INSTALL_RECORD``) beside it; a mismatch stops the install."""
+    if record is None:
+        return
+    actual = sha256_of(root / source.marker)
+    expected = record.pop("metadata_sha256_expected", None)
+    if expected is not None and actual != expected:
+        raise DataError(f"{source.marker} of the download has sha256 {actual}, not the "
+                        f"{expected} of snapshot {record.get('snapshot')}: a different "
+                        "version of the collection; not installed")
+    if expected is not None:
+        log.info("%s verified against snapshot %s", source.marker, record.get("snapshot"))
+    elif record.get("snapshot") or record.get("commit"):
+        log.warning("no metadata checksum known for %s; %s not verified",
+                    record.get("snapshot") or record.get("commit"), source.marker)
+    archive = record.pop("archive", None)
+    record = {**record, "metadata_sha256": actual, "verified": expected is not None,
+              "archive_sha256": sha256_of(archive) if archive is not None else None}
+    (root / schemas.INSTALL_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _extract(archive: Path, into: Path, *, delete_bad: bool, progress: bool) -> None:

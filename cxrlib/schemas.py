@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from cxrlib.errors import DataError
 
 COHEN_REPO = "ieee8023/covid-chestxray-dataset"
+CODE_HOST = "https://github.com"  # serves <repo>/archive/<commit>.zip
 
 
 def normal_name(column: str) -> str:
@@ -142,7 +143,7 @@ class Snapshot:
 
     def url(self, commit: str | None = None) -> str | None:
         commit = commit or self.commit
-        return f"https://github.com/{self.repo}/archive/{commit}.zip" if commit else None
+        return f"{CODE_HOST}/{self.repo}/archive/{commit}.zip" if commit else None
 
 
 SNAPSHOTS: dict[str, Snapshot] = {s.name: s for s in (

@@ -248,3 +248,14 @@ def test_the_real_snapshot_lists_two_people_twice() -> None:
     frontal = data.load_cohen(SHARED_DATA)
     covid = frontal[frontal["finding"] == "COVID-19"]
     assert covid["content"].is_unique
+
+
+def test_cohen_version_names_the_metadata_file_read(tiny_data: Path) -> None:
+    import hashlib
+
+    metadata = tiny_data / data.COHEN_DIR / "metadata.csv"
+    version = data.cohen_version(tiny_data)
+    assert version == {"snapshot": None, "commit": None, "schema": "2020-06",
+                       "metadata_sha256": hashlib.sha256(metadata.read_bytes()).hexdigest()}
+    assert data.summary(tiny_data)["cohen"]["metadata_sha256"] == version["metadata_sha256"]
+    assert data.cohen_version(tiny_data / "elsewhere") is None and data.cohen_version(None) is None

@@ -459,3 +459,121 @@ def test_all_installs_both(server: FileServer, cohen_zip: Path, pneumonia_zip: P
                       "pneumonia": tmp_path / "data" / "chest-xray-pneumonia"}
     with pytest.raises(ConfigError):
         get("all", tmp_path / "data", url=server.url("cohen.zip"))
+
+
+# --------------------------------------------------------------------------- pinned snapshots
+
+METADATA_2020_06 = (b"patientid,offset,sex,age,finding,survival,intubated,intubation_present,"
+                    b"went_icu,in_icu,view,modality,folder,filename\n"
+                    b"1,0,M,50,COVID-19,N,,,,,PA,X-ray,images,x.png\n")
+
+
+def snapshot_zip(tmp_path: Path, commit: str, metadata: bytes = METADATA_2020_06) -> Path:
+    """GitHub's zip of a commit: one top folder named after the repository and commit."""
+    top = f"covid-chestxray-dataset-{commit}/"
+    return make_zip(tmp_path / f"{commit}.zip", {top + "metadata.csv": metadata,
+                                                 top + "images/x.png": _blob(5_000, 7)})
+
+
+@pytest.fixture()
+def pinned(server: FileServer, tmp_path: Path, monkeypatch) -> dict:
+    """A named snapshot whose checksums are those of a small archive on the local server."""
+    from cxrlib import schemas
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    archive = snapshot_zip(tmp_path, commit)
+    snap = schemas.Snapshot(
+        name="test-06", date="June 2020", repo="someone/covid-chestxray-dataset",
+        commit=commit, schema="2020-06",
+        metadata_sha256=hashlib.sha256(METADATA_2020_06).hexdigest(),
+        archive_sha256=hashlib.sha256(archive.read_bytes()).hexdigest(), note="test")
+    monkeypatch.setitem(schemas.SNAPSHOTS, snap.name, snap)
+    monkeypatch.setattr(schemas, "CODE_HOST", server.url("").rstrip("/"))
+    server.files[f"{snap.repo}/archive/{commit}.zip"] = archive.read_bytes()
+    return {"snapshot": snap, "archive": archive}
+
+
+def test_a_named_snapshot_is_fetched_at_its_commit_and_verified(
+        server: FileServer, pinned: dict, tmp_path: Path, caplog) -> None:
+    import json
+
+    from cxrlib import data, schemas
+
+    snap = pinned["snapshot"]
+    dest = tmp_path / "data"
+    with caplog.at_level("INFO", logger="cxrlib.download"):
+        folder = get("cohen", dest, snapshot=snap.name)
+    assert [r["path"] for r in server.requests] == [f"/{snap.repo}/archive/{snap.commit}.zip"]
+    assert f"checksum of covid-chestxray-dataset-{snap.commit}.zip verified" in caplog.text
+    assert "metadata.csv verified against snapshot test-06" in caplog.text
+    record = json.loads((folder / schemas.INSTALL_RECORD).read_text())
+    assert record == {"snapshot": "test-06", "commit": snap.commit,
+                      "url": server.url(f"{snap.repo}/archive/{snap.commit}.zip"),
+                      "metadata_sha256": snap.metadata_sha256, "verified": True,
+                      "archive_sha256": snap.archive_sha256}
+    assert data.cohen_version(dest) == {"snapshot": "test-06", "commit": snap.commit,
+                                        "metadata_sha256": snap.metadata_sha256,
+                                        "schema": "2020-06"}
+    assert leftovers(dest) == []
+
+
+def test_a_snapshot_whose_metadata_differs_is_not_installed(
+        server: FileServer, pinned: dict, tmp_path: Path, monkeypatch) -> None:
+    from cxrlib import schemas
+
+    snap = pinned["snapshot"]
+    (tmp_path / "other").mkdir()
+    changed = METADATA_2020_06 + b"2,0,F,40,SARS,Y,,,,,PA,X-ray,images,y.png\n"
+    other = snapshot_zip(tmp_path / "other", snap.commit, changed)
+    server.files[f"{snap.repo}/archive/{snap.commit}.zip"] = other.read_bytes()
+    monkeypatch.setitem(schemas.SNAPSHOTS, snap.name,
+                        schemas.Snapshot(**{**snap.__dict__, "archive_sha256": None}))
+    dest = tmp_path / "data"
+    with pytest.raises(DataError, match=r"metadata.csv of the download has sha256 .* not the "
+                                        r".* of snapshot test-06.*not installed"):
+        get("cohen", dest, snapshot=snap.name)
+    assert not (dest / "covid-chestxray-dataset").exists() and leftovers(dest) == []
+
+
+def test_a_snapshot_without_a_known_commit_asks_for_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"snapshot 2020-06: .*Pass --commit SHA"):
+        get("cohen", tmp_path / "data", snapshot="2020-06")
+    with pytest.raises(DataError, match=r"unknown snapshot '1999-01'; known: 2020-03, 2020-06"):
+        get("cohen", tmp_path / "data", snapshot="1999-01")
+    with pytest.raises(ConfigError, match="Cohen collection only"):
+        get("pneumonia", tmp_path / "data", snapshot="2020-06")
+    with pytest.raises(ConfigError, match="hexadecimal"):
+        get("cohen", tmp_path / "data", commit="master; rm")
+
+
+def test_the_2020_06_snapshot_verifies_a_local_copy(tmp_path: Path) -> None:
+    """--from with --snapshot 2020-06: the copy's metadata.csv must be the papers' file."""
+    source = tmp_path / "mine" / "covid-chestxray-dataset"
+    (source / "images").mkdir(parents=True)
+    (source / "metadata.csv").write_bytes(METADATA_2020_06)
+    with pytest.raises(DataError, match="not the 933e38b2"):
+        get("cohen", tmp_path / "data", from_path=source, snapshot="2020-06")
+    assert not (tmp_path / "data" / "covid-chestxray-dataset").exists()
+
+
+def test_an_installed_copy_of_another_version_is_not_passed_off(
+        server: FileServer, pinned: dict, cohen_zip: Path, tmp_path: Path) -> None:
+    server.files["cohen.zip"] = cohen_zip.read_bytes()
+    dest = tmp_path / "data"
+    get("cohen", dest, url=server.url("cohen.zip"))  # today's collection
+    with pytest.raises(DataError, match=r"holds snapshot None .*not the 'test-06'.*--force"):
+        get("cohen", dest, snapshot="test-06")
+    folder = get("cohen", dest, snapshot="test-06", force=True)
+    assert (folder / "metadata.csv").read_bytes() == METADATA_2020_06
+
+
+def test_cli_download_takes_a_snapshot(server: FileServer, pinned: dict, tmp_path: Path,
+                                       capsys) -> None:
+    from cxrlib import cli
+
+    dest = tmp_path / "data"
+    assert cli.main(["data", "download", "--dataset", "cohen", "--snapshot", "test-06",
+                     "--dest", str(dest), "--quiet"]) == 0
+    assert (dest / "covid-chestxray-dataset" / "metadata.csv").read_bytes() == METADATA_2020_06
+    assert cli.main(["data", "download", "--snapshot", "test-06", "--dest", str(dest)]) != 0
+    assert "add --dataset cohen" in capsys.readouterr().err
