@@ -404,6 +404,7 @@ def summary(data_dir: str | Path, min_images: int = 3) -> dict:
             "duplicate_patient_ids_merged": {
                 row.patient_id: row.listed_ids for row in merged.itertuples()},
             "duplicate_rows_counted_once": int(everything["content"].duplicated().sum()),
+            **_near_duplicate_counts(everything),
             "findings": _counts(table["finding"]),
             "views": _counts(table["view"]),
             "modalities": _counts(table["modality"]),
@@ -435,6 +436,13 @@ def summary(data_dir: str | Path, min_images: int = 3) -> dict:
             "missing_or_empty": int((~pediatric["exists"]).sum()),
         }
     return out
+
+
+def _near_duplicate_counts(images: pd.DataFrame) -> dict[str, int]:
+    """How many pairs of different files hold nearly the same picture (listed, not merged)."""
+    pairs = duplicates.near_duplicates(images[images["exists"]])
+    return {"near_duplicate_pairs": len(pairs),
+            "near_duplicate_pairs_across_patients": int((~pairs["same_patient"]).sum())}
 
 
 def _counts(values: pd.Series) -> dict[str, int]:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from cxrlib import duplicates
-from conftest import write_gray
+from conftest import SHARED_DATA, write_gray
 
 
 def test_same_bytes_same_key_and_absent_files_keyed_by_path(tmp_path: Path) -> None:
@@ -65,5 +66,20 @@ def test_near_duplicates_find_a_resized_copy_and_not_another_xray(tmp_path: Path
     assert len(pairs) == 1
     pair = pairs.iloc[0]
     assert {pair["patient_a"], pair["patient_b"]} == {"1", "2"}
-    assert pair["distance"] <= 4 and not pair["same_patient"]
+    assert pair["distance"] <= 16 and not pair["same_patient"]
     assert duplicates.dhashes([tmp_path / "broken.png"]) == [None]
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
+def test_near_duplicates_on_the_real_snapshot_stand_apart_from_other_xrays() -> None:
+    """Re-encoded copies differ in at most 15 of 256 bits; other X-rays in 18 or more."""
+    from cxrlib import data
+
+    images = data.load_cohen(SHARED_DATA, None, None)
+    images = images[images["exists"]]
+    listed = duplicates.near_duplicates(images)
+    assert len(duplicates.near_duplicates(images, max_distance=17)) == len(listed) == 8
+    across = {tuple(sorted((a, b))) for a, b in
+              zip(listed["patient_a"], listed["patient_b"]) if a != b}
+    assert across == {("201", "78"), ("178", "97")}
