@@ -26,7 +26,7 @@ import logging
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -436,6 +436,46 @@ def summary(data_dir: str | Path, min_images: int = 3) -> dict:
             "missing_or_empty": int((~pediatric["exists"]).sum()),
         }
     return out
+
+
+def identity_effect(data_dir: str | Path, min_images: int = 3) -> pd.DataFrame:
+    """The ProgNet cohort and the frontal X-rays counted two ways: as ``metadata.csv``
+    lists them (every id a person, every row an image) and with each person and each image
+    once (the tables this project uses). One row each: ``patients``, ``deaths``,
+    ``frontal X-rays``, ``COVID-19 frontal X-rays``."""
+    listed = load_cohen(data_dir, unique=False)
+    ways = {"as listed": listed.assign(patient_id=listed["patient_id_listed"]),
+            "each person once, each image once": keep_each_image_once(listed, "Cohen")}
+    rows = []
+    for name, images in ways.items():
+        labelled = images[images["survival"].notna()]
+        counts = labelled.groupby("patient_id").size()
+        cohort = counts[counts >= min_images].index
+        outcome = labelled.groupby("patient_id")["survival"].first().loc[cohort]
+        rows.append({"counted": name, "patients": len(cohort), "deaths": int((outcome == "N").sum()),
+                     "frontal X-rays": len(images),
+                     "COVID-19 frontal X-rays": int((images["finding"] == "COVID-19").sum())})
+    return pd.DataFrame(rows).set_index("counted")
+
+
+VERSION_KEYS = ("snapshot", "schema", "metadata_sha256", "rows", "patients_listed", "patients",
+                "duplicate_rows_counted_once", "frontal_xray_images")
+
+
+def cohort_by_version(folders: Mapping[str, str | Path], min_images: int = 3) -> pd.DataFrame:
+    """One row per copy of the collection (``{name: data folder}``): its snapshot, schema,
+    metadata hash, size, merged ids and ProgNet cohort, from ``summary``; how the cohort
+    changes from one version to the next. A folder without a collection is a ``DataError``."""
+    rows = {}
+    for name, folder in folders.items():
+        cohen_dir(folder)
+        block = summary(folder, min_images=min_images)["cohen"]
+        rows[name] = {**{k: block[k] for k in VERSION_KEYS},
+                      "metadata_sha256": block["metadata_sha256"][:12],
+                      "ids merged": "; ".join(block["duplicate_patient_ids_merged"].values()),
+                      "ProgNet patients": block[f"patients_with_{min_images}plus_frontal_and_label"],
+                      "deaths": block["deaths_among_them"]}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def _near_duplicate_counts(images: pd.DataFrame) -> dict[str, int]:

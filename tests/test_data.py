@@ -259,3 +259,19 @@ def test_cohen_version_names_the_metadata_file_read(tiny_data: Path) -> None:
                        "metadata_sha256": hashlib.sha256(metadata.read_bytes()).hexdigest()}
     assert data.summary(tiny_data)["cohen"]["metadata_sha256"] == version["metadata_sha256"]
     assert data.cohen_version(tiny_data / "elsewhere") is None and data.cohen_version(None) is None
+
+
+def test_identity_effect_and_versions_tables(tiny_data: Path, tmp_path: Path) -> None:
+    _list_again(tiny_data, [_row("339", "0", "N", "PA", "p1a.png"),
+                            _row("339", "2", "N", "AP Supine", "p1b.png"),
+                            _row("339", "5", "N", "PA", "p1c.png")])
+    effect = data.identity_effect(tiny_data, min_images=3)
+    assert effect["patients"].tolist() == [3, 2]  # 339 counted as a third person, then not
+    assert effect["deaths"].tolist() == [2, 1]
+    assert effect["frontal X-rays"].diff().iloc[1] == -3
+    versions = data.cohort_by_version({"listed twice": tiny_data}, min_images=3)
+    row = versions.loc["listed twice"]
+    assert row["ids merged"] == "1, 339" and row["ProgNet patients"] == 2 and row["deaths"] == 1
+    assert row["schema"] == "2020-06" and len(row["metadata_sha256"]) == 12
+    with pytest.raises(DataError, match="no Cohen COVID-19 collection"):
+        data.cohort_by_version({"empty": tmp_path / "nothing"})
