@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 SAMPLE_SEED = 0
 """The seed of the sample data the notebooks use by default."""
 
-SAMPLE_VERSION = 4
+SAMPLE_VERSION = 5
 """Bumped whenever the generator changes what it writes (invalidates old samples)."""
 
 COHEN_DIR = "covid-chestxray-dataset"
@@ -613,9 +613,24 @@ def _save(img: np.ndarray, fmt: str, path: Path, quality: int) -> str:
 
 # --------------------------------------------------------------------------- writing
 
+def _relisted(images: list[_Image]) -> list[dict]:
+    """Metadata rows listing one labelled patient's images again under a new id, as the
+    real collection lists patient 285 again as 339: the first labelled patient with 3+
+    dated frontal X-rays, appended at the end under the next free id."""
+    cohen = [im for im in images if im.dataset == "cohen"]
+    frontal = {}
+    for im in cohen:
+        if im.kind == "frontal" and im.survival and im.offset is not None and im.written:
+            frontal.setdefault(im.patient, []).append(im)
+    undated = {im.patient for im in cohen if im.offset is None}
+    patient = next(p for p, shots in frontal.items() if len(shots) >= 3 and p not in undated)
+    new_id = str(max(int(im.patient) for im in cohen) + 1)
+    return [{**im.meta, "patientid": new_id} for im in cohen if im.patient == patient]
+
+
 def _write_cohen_tables(root: Path, images: list[_Image]) -> None:
-    """Write ``metadata.csv`` and ``MISSING_IMAGES.txt`` of the Cohen layout."""
-    rows = [im.meta for im in images if im.dataset == "cohen"]
+    """Write ``metadata.csv`` (with one patient listed twice) and ``MISSING_IMAGES.txt``."""
+    rows = [im.meta for im in images if im.dataset == "cohen"] + _relisted(images)
     table = pd.DataFrame(rows, columns=COHEN_COLUMNS, dtype=object)
     base = root / COHEN_DIR
     table.to_csv(base / "metadata.csv", index=False, lineterminator="\n")
@@ -698,6 +713,9 @@ byte-identical files (with the same Pillow and libjpeg versions).
 - A labelled patient with 2 frontal X-rays + 1 CT, and one with 2 frontal + 1 lateral:
   neither has 3 frontal X-rays.
 - Short series (1-2 images) and one listed-but-missing file.
+- One labelled patient listed again at the end of `metadata.csv` under a new id, with the
+  same files (as patients 285 and 339 of the real collection): one person, one cohort
+  member, once the ids are merged by image content.
 
 ## Counts
 - Cohen: {len(cohen)} rows, {cohen.patient.nunique()} patients, {int(cohen.written.sum())} files.

@@ -275,3 +275,14 @@ def test_identity_effect_and_versions_tables(tiny_data: Path, tmp_path: Path) ->
     assert row["schema"] == "2020-06" and len(row["metadata_sha256"]) == 12
     with pytest.raises(DataError, match="no Cohen COVID-19 collection"):
         data.cohort_by_version({"empty": tmp_path / "nothing"})
+
+
+def test_the_sample_lists_one_patient_twice_and_counts_it_once(sample_dir: Path) -> None:
+    summary = data.summary(sample_dir)["cohen"]
+    (merged, listed), = summary["duplicate_patient_ids_merged"].items()
+    assert listed.split(", ")[0] == merged and len(listed.split(", ")) == 2
+    effect = data.identity_effect(sample_dir)
+    assert effect.loc["as listed", "patients"] == effect.loc[
+        "each person once, each image once", "patients"] + 1
+    assert effect.loc["each person once, each image once", "patients"] == \
+        summary["patients_with_3plus_frontal_and_label"]

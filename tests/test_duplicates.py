@@ -72,14 +72,13 @@ def test_near_duplicates_find_a_resized_copy_and_not_another_xray(tmp_path: Path
 
 @pytest.mark.shared_data
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
-def test_near_duplicates_on_the_real_snapshot_stand_apart_from_other_xrays() -> None:
-    """Re-encoded copies differ in at most 15 of 256 bits; other X-rays in 18 or more."""
+def test_near_duplicates_on_the_real_snapshot_join_four_pairs_of_ids() -> None:
+    """X-rays saved twice under two ids: 78/201, 97/178 (four images), 137/202, 192/196."""
     from cxrlib import data
 
     images = data.load_cohen(SHARED_DATA, None, None)
-    images = images[images["exists"]]
-    listed = duplicates.near_duplicates(images)
-    assert len(duplicates.near_duplicates(images, max_distance=17)) == len(listed) == 8
-    across = {tuple(sorted((a, b))) for a, b in
+    listed = duplicates.near_duplicates(images[images["exists"]])
+    across = {tuple(sorted((a, b), key=duplicates.natural_key)) for a, b in
               zip(listed["patient_a"], listed["patient_b"]) if a != b}
-    assert across == {("201", "78"), ("178", "97")}
+    assert across == {("78", "201"), ("97", "178"), ("137", "202"), ("192", "196")}
+    assert (listed["distance"] <= 20).all() and len(listed) == 11
