@@ -70,7 +70,7 @@ class Rewriter:
 
     def path(self, text: str) -> str:
         """One absolute path, relative (``x.partial`` run folders under their final name)."""
-        text = text.replace(".partial/", "/") if ".partial/" in text else text
+        text = text.replace(".partial/", "/").replace(".partial.ipynb", ".ipynb")
         if text.endswith(".partial"):
             text = text[: -len(".partial")]
         for root, replacement in sorted(self.roots.items(), key=lambda kv: -len(kv[0])):
@@ -148,6 +148,31 @@ def _rewrite_json(value: Any, rewrite: Rewriter) -> Any:
     return value
 
 
+def shrink_images(notebook: Any, colours: int = 256) -> int:
+    """Re-encode every PNG the notebook shows as a PNG of ``colours`` colours (a palette,
+    Pillow's median cut): about a third of the bytes for the figures of these chapters,
+    which look the same at that depth. Returns how many images were re-encoded."""
+    import base64
+    import io as bytes_io
+
+    from PIL import Image
+
+    done = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" not in data:
+                continue
+            image = Image.open(bytes_io.BytesIO(base64.b64decode(data["image/png"])))
+            if image.mode == "P":
+                continue
+            buffer = bytes_io.BytesIO()
+            image.convert("RGB").quantize(colours).save(buffer, format="PNG", optimize=True)
+            data["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+            done += 1
+    return done
+
+
 def notebook_texts(notebook: Any) -> Iterable[tuple[str, str]]:
     """(where, text) for every text of a notebook a reader sees or a tool reads."""
     for index, cell in enumerate(notebook.cells):
@@ -213,13 +238,17 @@ def publish(results_dir: str | Path, out: str | Path, *, prognet_run: str = "res
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        chapters, missing, uncredited = [], [], []
+        chapters, missing, uncredited, shrunk = [], [], [], []
         for name, path in Source(results_dir, prognet_run, detector_run).chapters().items():
             if not path.is_file():
                 missing.append(name)
                 continue
             notebook = clean_notebook(nbformat.read(path, as_version=4), in_notebooks)
-            io.write_text(staging / "chapters" / name, nbformat.writes(notebook) + "\n")
+            text = nbformat.writes(notebook) + "\n"
+            if len(text.encode()) > MAX_FILE_BYTES and shrink_images(notebook):
+                text = nbformat.writes(notebook) + "\n"  # still too large: the check says so
+                shrunk.append(name)
+            io.write_text(staging / "chapters" / name, text)
             chapters.append(name)
             if name in XRAY_CHAPTERS and credits_missing(notebook):
                 uncredited.append(name)
@@ -238,7 +267,8 @@ def publish(results_dir: str | Path, out: str | Path, *, prognet_run: str = "res
             table = pd.read_csv(summary, dtype=str, keep_default_na=False)
             io.write_csv(staging / "batch_summary.csv", table.map(in_repo))
         io.write_text(staging / "README.md", folder_readme(info, chapters, missing, prognet_run,
-                                                          detector_run, in_repo(str(results_dir))))
+                                                          detector_run, in_repo(str(results_dir)),
+                                                          shrunk))
         report = check_publication(staging)
         if out.exists():
             shutil.rmtree(out)
@@ -246,7 +276,8 @@ def publish(results_dir: str | Path, out: str | Path, *, prognet_run: str = "res
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return {**report, "chapters": chapters, "missing": missing, "credits_missing": uncredited}
+    return {**report, "chapters": chapters, "missing": missing, "credits_missing": uncredited,
+            "shrunk": shrunk}
 
 
 def _made(path: Path) -> Path:
@@ -292,7 +323,7 @@ def _texts_of(path: Path) -> Iterable[tuple[str, str]]:
 
 
 def folder_readme(info: dict, chapters: list[str], missing: list[str], prognet_run: str,
-                  detector_run: str, source: str) -> str:
+                  detector_run: str, source: str, shrunk: list[str] = ()) -> str:
     """The published folder's own README: what made it and what it holds."""
     environment = info.get("environment", {})
     overrides = info.get("selection", {}).get("overrides") or {}
@@ -307,7 +338,8 @@ def folder_readme(info: dict, chapters: list[str], missing: list[str], prognet_r
              "Regenerate it with `make results`; nothing here is edited by hand.", "",
              "| file | what it is |", "|---|---|"]
     for name in chapters:
-        what = origin.get(name, "the whole grid" if name[:2] in ("04", "05", "06") else "the data")
+        what = origin.get(name, "the whole grid" if name[:2] in ("04", "05", "06")
+                           else f"`{info.get('data_dir', '?')}`")
         lines.append(f"| [chapters/{name}](chapters/{name}) | executed on {what} |")
     lines += ["| [tables/](tables) | the comparison tables (CSV) chapter 4 wrote |",
               "| [figures/](figures) | the figures of chapters 4-6; `exploration/`: chapter 1's |",
@@ -315,6 +347,9 @@ def folder_readme(info: dict, chapters: list[str], missing: list[str], prognet_r
               "status and time; the batch's settings and machine |", ""]
     if missing:
         lines += [f"Not published (the batch has no such notebook): {', '.join(missing)}.", ""]
+    if shrunk:
+        lines += [f"The figures inside {', '.join(shrunk)} are stored with 256 colours to keep "
+                  f"each file under {MAX_FILE_BYTES // 1024 ** 2} MB; `figures/` holds them as drawn.", ""]
     lines += ["Paths in the chapters are relative to `notebooks/` (where papermill runs them), "
               "the others to the repository.", ""]
     return "\n".join(lines)
@@ -337,6 +372,8 @@ def publish_from_args(args) -> int:
                          detector_run=args.detector_run)
     except FileNotFoundError as err:
         raise ConfigError(str(err)) from None
+    if report["shrunk"]:
+        print(f"figures stored with 256 colours in: {', '.join(report['shrunk'])}")
     print(f"published {report['files']} files ({report['bytes'] / 1024 ** 2:.1f} MB) to {args.out}: "
           + ", ".join(report["chapters"]))
     if report["missing"]:

@@ -24,7 +24,8 @@ def _chapter(parameters: dict, output: str, image: bool = False) -> nbformat.Not
         shown.outputs.append(nbformat.v4.new_output(
             "display_data", data={"image/png": "iVBORw0KGgo+/work/AAAA", "text/plain": "<Figure>"}))
     notebook.cells = [nbformat.v4.new_markdown_cell("# A chapter"), injected, shown]
-    notebook.metadata["papermill"] = {"parameters": parameters, "input_path": str(ROOT / "notebooks" / "x.ipynb")}
+    notebook.metadata["papermill"] = {"parameters": parameters, "input_path": str(ROOT / "notebooks" / "x.ipynb"),
+                                      "output_path": f"{parameters['results_dir']}/x.partial.ipynb"}
     return notebook
 
 
@@ -83,7 +84,7 @@ def test_publish_copies_chapters_tables_and_figures_without_machine_paths(tmp_pa
     assert not any(f.endswith((".md", "predictions.csv", "sequences.csv")) and f != "README.md" for f in files)
     chapter = nbformat.read(out / "chapters" / "02_prognet.ipynb", as_version=4)
     assert str(tmp_path) not in json.dumps(chapter)
-    assert "seed-0.partial" not in json.dumps(chapter)
+    assert "seed-0.partial" not in json.dumps(chapter) and ".partial.ipynb" not in json.dumps(chapter)
     injected = chapter.cells[1].source
     assert "data_dir = '.../shared/data'" in injected  # outside the repository's folder
     images = nbformat.read(out / "chapters" / "01_data_exploration.ipynb", as_version=4).cells[2].outputs[1]
@@ -129,3 +130,27 @@ def test_cxr_publish_says_what_it_published(tmp_path: Path, capsys) -> None:
     assert "published" in printed and "not in the batch: 03_detector.ipynb" in printed
     assert "WARNING" in printed and "licence" in printed
     assert cli.main(["publish", "--results", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_chapter_too_large_gets_its_figures_in_fewer_colours(tmp_path: Path, monkeypatch) -> None:
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    batch = _batch(tmp_path / "results" / "b", tmp_path / "data")
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buffer, format="PNG")
+    chapter = nbformat.read(batch / "04_comparisons.ipynb", as_version=4)
+    chapter.cells[2].outputs[1]["data"]["image/png"] = base64.b64encode(buffer.getvalue()).decode()
+    nbformat.write(chapter, batch / "04_comparisons.ipynb")
+    size = (batch / "04_comparisons.ipynb").stat().st_size
+    monkeypatch.setattr(publish, "MAX_FILE_BYTES", size * 2 // 3)
+    report = publish.publish(batch, tmp_path / "real")
+    assert report["shrunk"] == ["04_comparisons.ipynb"]
+    published = nbformat.read(tmp_path / "real" / "chapters" / "04_comparisons.ipynb", as_version=4)
+    image = Image.open(io.BytesIO(base64.b64decode(published.cells[2].outputs[1]["data"]["image/png"])))
+    assert image.mode == "P" and image.size == (200, 200)
+    assert "256 colours" in (tmp_path / "real" / "README.md").read_text()
