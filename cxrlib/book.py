@@ -153,6 +153,9 @@ def landing_page(results: dict[str, Path], chapters: list[Chapter]) -> str:
     else:
         title, folder = found
         table = pd.read_csv(folder / "tables" / "verdict.csv")
+        if title.startswith("Sample"):
+            lines += [":::{warning}\nNo real-data results are published yet: these are the "
+                      "synthetic sample data's numbers, which test the code, not the papers.\n:::", ""]
         lines += [f"**{title}**: {readme.run_line(folder)}", "",
                   f"Verdict per claim ({readme.verdict_counts(table)}), computed by "
                   "`cxrlib.verdict` from the runs; intervals resample patients. The reason "

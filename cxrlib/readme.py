@@ -40,6 +40,10 @@ def run_line(folder: str | Path) -> str:
             f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.")
 
 
+#: Tables ``results_markdown`` shows with a caption of their own; the others follow by name.
+SHOWN_ABOVE = ("verdict", "prognet_table_ii", "detector_overall", "shortcut_audit")
+
+
 def results_markdown(results: dict[str, str | Path], headings: str = "###") -> str:
     """The full results of batch outputs (``{title: results_dir}``), for ``docs/results.md``
     and the book: the verdict per claim with its reasons, ProgNet's Table II (model and
@@ -78,6 +82,10 @@ def results_markdown(results: dict[str, str | Path], headings: str = "###") -> s
             lines += ["**Shortcut audit** (accuracy; lungs blanked vs full image, and a plain "
                       "classifier telling the two sources apart):", "",
                       pd.read_csv(shortcut).to_markdown(index=False), ""]
+        for other in sorted(tables.glob("*.csv")):
+            if other.stem not in SHOWN_ABOVE and other.stat().st_size > 1:
+                lines += [f"**{other.stem}** (`tables/{other.name}`):", "",
+                          pd.read_csv(other).fillna("").to_markdown(index=False), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

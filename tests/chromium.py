@@ -187,6 +187,10 @@ def screenshots(html: Path, out: Path, pages: tuple[str, ...] = (
                 browser.visit((html / page).resolve().as_uri())
                 name = page.replace("/", "_").removesuffix(".html")
                 made.append(browser.screenshot(out / f"{name}-{screen}.png", width, height, mobile))
+                if browser.evaluate("document.querySelectorAll('main img').length"):
+                    browser.evaluate("document.querySelectorAll('main img')[0].scrollIntoView()")
+                    made.append(browser.screenshot(out / f"{name}-{screen}-figure.png", width,
+                                                   height, mobile))
     return made
 
 
