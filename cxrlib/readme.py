@@ -89,6 +89,7 @@ def results_markdown(results: dict[str, str | Path], headings: str = "###") -> s
     return "\n".join(lines).rstrip() + "\n"
 
 
+REASON_COLUMNS = ("why", "reason")  # the verdict table's column holding the reason
 VERDICTS = ("reproduced", "not reproduced", "not distinguishable", "not testable here")
 #: The compact verdict table: column of ``verdict_table`` -> its title.
 COMPACT = {"claim": "claim", "paper's value": "paper's value", "ours": "ours",
@@ -110,17 +111,23 @@ def verdict_counts(table: pd.DataFrame) -> str:
 
 
 def _verdict_lines(path: Path) -> list[str]:
-    """The verdict table with the reason behind each verdict: one row per claim
-    (``cxrlib.verdict``)."""
+    """The verdict per claim (``cxrlib.verdict``): the compact table, then the reason
+    behind each verdict as a list (long reasons read badly in a table column)."""
     if not path.exists():
         return []
     table = pd.read_csv(path).fillna("")
-    keep = [c for c in ("paper", "claim", "paper's value", "ours", "95% CI", "verdict", "why",
-                        "from") if c in table]
-    return [f"**Verdict per claim** ({verdict_counts(table)}; {_setup(path.parent)}; computed by "
-            "`cxrlib.verdict` from the runs below; intervals resample patients; `from` names "
-            "the table in `tables/` that holds the numbers):", "",
-            table[keep].to_markdown(index=False), ""]
+    compact = compact_verdict(table)
+    if "paper" in table:
+        compact.insert(0, "paper", table["paper"])
+    lines = [f"**Verdict per claim** ({verdict_counts(table)}; {_setup(path.parent)}; computed by "
+             "`cxrlib.verdict` from the runs below; intervals resample patients):", "",
+             compact.to_markdown(index=False), "", "**Why each verdict** (and the table in "
+             "`tables/` that holds the numbers):", ""]
+    for row in table.to_dict("records"):
+        source = f" (`{row['from']}`)" if row.get("from") else ""
+        reason = next((row[c] for c in REASON_COLUMNS if row.get(c)), "")
+        lines.append(f"* *{row['claim']}* — **{row['verdict']}**: {reason}{source}")
+    return lines + [""]
 
 
 def readme_markdown(results: dict[str, str | Path], details: str = "docs/results.md") -> str:
