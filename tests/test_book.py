@@ -125,3 +125,29 @@ def test_the_search_finds_a_chapter(built: Path) -> None:
               if (hits.length || ++tries > 100) resolve([...hits].map(a => a.href));
               else setTimeout(poll, 100); }; poll(); })""")
     assert any("chapters/02_prognet.html" in hit for hit in found), found
+
+
+def test_links_to_repository_pages_point_at_the_book_copies() -> None:
+    text = "[d](../docs/deviations.md#t1) [v](../cxrlib/verdict.py) [c](02_prognet.ipynb) [w](https://x.org/a)"
+    assert book.book_links(text, "notebooks", 1) == (
+        "[d](../deviations.md#t1) v (`cxrlib/verdict.py`) [c](../chapters/02_prognet.ipynb) "
+        "[w](https://x.org/a)")
+
+
+def test_each_chapter_comes_from_real_data_then_sample_data_then_the_bare_notebook(tmp_path: Path) -> None:
+    import json
+
+    import nbformat
+
+    real, sample = tmp_path / "real", tmp_path / "sample"
+    for folder, names in ((real, book.CHAPTERS[:1]), (sample, book.CHAPTERS[:2])):
+        (folder / "chapters").mkdir(parents=True)
+        (folder / "batch.json").write_text(json.dumps({"data_dir": f"data-of-{folder.name}"}))
+        for name in names:
+            nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T")]),
+                           folder / "chapters" / name)
+    chapters = book.chapter_sources(real, sample)
+    assert [c.origin for c in chapters] == ["real", "sample"] + ["none"] * (len(book.CHAPTERS) - 2)
+    assert chapters[0].data == "data-of-real"
+    shown = book.chapter_notebook(chapters[1])
+    assert shown.cells[0].source == "# T" and "synthetic sample data" in shown.cells[1].source
