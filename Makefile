@@ -11,12 +11,14 @@ OUT    ?= results/$(PROFILE)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install sample reproduce test test-fast lab clean
+.PHONY: help install sample reproduce test test-fast lab clean results publish book
 
 help:
 	@echo "make reproduce  - generate the sample data and run every notebook on it (results/sample/)"
 	@echo "make test       - run the unit tests and the notebooks (nbval) on the sample data"
 	@echo "make lab        - open the notebooks in JupyterLab"
+	@echo "make results    - the paper profile (CPU mode) on $(REAL_DATA), published into $(PUBLISHED)/"
+	@echo "make book       - the book (static site) of the executed chapters -> $(BOOK_OUT)/_build/html/"
 
 # JupyterLab (the lab extra) is installed by `make lab` alone: it brings 45 packages, among
 # them jsonschema's format checkers, and then every process that imports nbformat
@@ -24,7 +26,7 @@ help:
 $(BIN)/cxr: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[test,dask,book]"
 	touch $@
 
 $(BIN)/jupyter-lab: $(BIN)/cxr
@@ -69,6 +71,29 @@ test-fast: $(BIN)/cxr
 
 lab: $(BIN)/jupyter-lab
 	$(BIN)/jupyter lab notebooks/
+
+# The real-data results in the repository: the paper profile in its CPU mode (no ImageNet
+# download: -p weights none) on REAL_DATA into REAL_OUT (resumable; not committed), then
+# `make publish`: its tables, figures and executed chapters, with relative paths, into
+# PUBLISHED (committed), and the README's verdict table and docs/results.md from them.
+# RESULTS_CACHE names a feature cache to share (default: REAL_OUT/.cache/features).
+REAL_DATA ?= ../shared/data
+REAL_OUT  ?= results/paper-cpu
+PUBLISHED ?= results/real
+RESULTS_CACHE ?=
+results: $(BIN)/cxr
+	$(BIN)/cxr batch --profile paper -p weights none --data-dir $(REAL_DATA) --out $(REAL_OUT) $(if $(RESULTS_CACHE),--cache-dir $(RESULTS_CACHE))
+	$(MAKE) publish
+
+publish: $(BIN)/cxr
+	$(BIN)/cxr publish --results $(REAL_OUT) --out $(PUBLISHED)
+	$(BIN)/cxr readme --results "Real data=$(PUBLISHED)"
+
+# The book: a static site of the executed chapters (PUBLISHED, else a sample batch from
+# `make reproduce`), built offline without executing anything.
+BOOK_OUT ?= build/book
+book: $(BIN)/cxr
+	$(BIN)/cxr book --out $(BOOK_OUT) --published $(PUBLISHED) --sample-results results/sample
 
 clean:
 	rm -rf $(VENV) data/sample results/sample results/quick .cache

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -161,7 +162,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_readme(args: argparse.Namespace) -> int:
-    from cxrlib.readme import replace_between, results_markdown
+    from cxrlib.readme import details_page, readme_markdown, replace_between
 
     results = {}
     for item in args.results:
@@ -169,11 +170,26 @@ def cmd_readme(args: argparse.Namespace) -> int:
         if not folder:
             raise CxrError(f"--results takes TITLE=FOLDER, not {item!r}")
         results[title] = folder
-    text = results_markdown(results)
-    if not replace_between(args.readme, "results", text):
+    details = args.details or args.readme.parent / "docs" / "results.md"
+    link = os.path.relpath(details, args.readme.parent)
+    if not replace_between(args.readme, "results", readme_markdown(results, details=link)):
         raise CxrError(f"{args.readme} has no <!-- results:start --> / <!-- results:end --> markers")
-    print(f"updated the Results section of {args.readme}")
+    details.parent.mkdir(parents=True, exist_ok=True)
+    details.write_text(details_page(results))
+    print(f"updated the Results section of {args.readme} and wrote {details}")
     return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from cxrlib.publish import publish_from_args
+
+    return publish_from_args(args)
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from cxrlib.book import book_from_args
+
+    return book_from_args(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,7 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
     readme.add_argument("--results", nargs="+", required=True, metavar="TITLE=FOLDER",
                         help="e.g. 'Sample data=results/sample'")
     readme.add_argument("--readme", type=Path, default=Path("README.md"))
+    readme.add_argument("--details", type=Path,
+                        help="the page with the reasons and full tables (default: docs/results.md "
+                             "beside the README)")
     readme.set_defaults(func=cmd_readme)
+
+    publish = commands.add_parser("publish", help="copy a finished batch's tables, figures and "
+                                  "executed chapters into a folder to commit")
+    from cxrlib.publish import add_publish_arguments
+
+    add_publish_arguments(publish)
+    publish.set_defaults(func=cmd_publish)
+
+    book = commands.add_parser("book", help="build the book (static site) from the executed chapters")
+    book.add_argument("--out", type=Path, default=Path("build/book"))
+    book.add_argument("--published", type=Path, default=Path("results/real"),
+                      help="published real-data results (cxr publish)")
+    book.add_argument("--sample-results", type=Path, default=Path("results/sample"),
+                      help="a sample-data batch, for chapters with no real-data run")
+    book.set_defaults(func=cmd_book)
 
     predict = commands.add_parser("predict", help="score new images with a run's saved model")
     predict.add_argument("experiment", choices=["prognet", "detector"])

@@ -1,6 +1,10 @@
-"""Floor 6: the README's Results section, built from finished batches (``cxr readme``).
+"""Floor 6: the results the README and ``docs/results.md`` show, built from finished
+batches (``cxr readme``).
 
-Reads ``batch.json`` and ``tables/*.csv`` that ``cxr batch`` wrote; trains nothing.
+The README keeps the compact verdict table (``readme_markdown``, between its
+``<!-- results:start/end -->`` markers); ``docs/results.md`` (``details_page``) holds the
+reasons behind each verdict and the full tables. Reads ``batch.json`` and
+``tables/*.csv`` that ``cxr batch`` wrote (or ``cxr publish`` copied); trains nothing.
 """
 from __future__ import annotations
 
@@ -13,47 +17,60 @@ import pandas as pd
 from cxrlib.compare import BASE_TITLES, base_caption
 
 
-def results_markdown(results: dict[str, str | Path]) -> str:
-    """The README's Results section, built from batch outputs (``{title: results_dir}``):
-    ProgNet's Table II (model and baselines), the detector's overall accuracy, the shortcut
-    audit, and how long the batch took on which machine."""
+def run_line(folder: str | Path) -> str:
+    """One sentence on how a batch's results were made: profile, data, runs, time, machine."""
+    folder = Path(folder)
+    info_path = folder / "batch.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    environment = info.get("environment", {})
+    counts = info.get("counts", {})
+    executed, resumed = counts.get("ok", 0), counts.get("skipped (finished)", 0)
+    minutes = info.get("seconds", 0) / 60
+    done = (f"{executed} runs in {minutes:.1f} min" if not resumed else
+            f"{executed + resumed} runs ({resumed} already finished; the last invocation "
+            f"ran {executed} in {minutes:.1f} min)")
+    overrides = info.get("selection", {}).get("overrides") or {}
+    return (f"Profile `{info.get('profile', '?')}` on `{_shown_path(info.get('data_dir', '?'), folder)}`"
+            + (f", overrides {overrides}" if overrides else "")
+            + f": {done}"
+            + (f" with {info['workers']} parallel workers" if info.get("workers") else "")
+            + f" on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}"
+            + (f", {environment['instruction_set']}" if environment.get("instruction_set") else "")
+            + "), "
+            f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.")
+
+
+#: Tables ``results_markdown`` shows with a caption of their own; the others follow by name.
+SHOWN_ABOVE = ("verdict", "prognet_table_ii", "detector_overall", "shortcut_audit")
+
+
+def results_markdown(results: dict[str, str | Path], headings: str = "###") -> str:
+    """The full results of batch outputs (``{title: results_dir}``), for ``docs/results.md``
+    and the book: the verdict per claim with its reasons, ProgNet's Table II (model and
+    baselines), the detector's overall accuracy, the shortcut audit, and how long the batch
+    took on which machine."""
     lines = []
     for title, folder in results.items():
         folder = Path(folder)
-        tables, info_path = folder / "tables", folder / "batch.json"
-        if not (tables / "prognet_table_ii.csv").exists():
-            lines += [f"### {title}", "", f"_No tables in `{folder}` yet._", ""]
+        tables = folder / "tables"
+        if not list(tables.glob("*.csv")):
+            lines += [f"{headings} {title}", "", f"_No tables in `{folder}` yet._", ""]
             continue
-        info = json.loads(info_path.read_text()) if info_path.exists() else {}
-        environment = info.get("environment", {})
-        counts = info.get("counts", {})
-        executed, resumed = counts.get("ok", 0), counts.get("skipped (finished)", 0)
-        minutes = info.get("seconds", 0) / 60
-        done = (f"{executed} runs in {minutes:.1f} min" if not resumed else
-                f"{executed + resumed} runs ({resumed} already finished; the last invocation "
-                f"ran {executed} in {minutes:.1f} min)")
-        overrides = info.get("selection", {}).get("overrides") or {}
-        lines += [f"### {title}", "",
-                  f"Profile `{info.get('profile', '?')}` on `{_shown_path(info.get('data_dir', '?'), folder)}`"
-                  + (f", overrides {overrides}" if overrides else "")
-                  + f": {done}"
-                  + (f" with {info['workers']} parallel workers" if info.get("workers") else "")
-                  + f" on {environment.get('cpu_count', '?')} CPU cores ({environment.get('processor', '?')}"
-                  + (f", {environment['instruction_set']}" if environment.get("instruction_set") else "")
-                  + "), "
-                  f"TensorFlow {environment.get('versions', {}).get('tensorflow', '?')}.", ""]
+        lines += [f"{headings} {title}", "", run_line(folder), ""]
         lines += _verdict_lines(tables / "verdict.csv")
-        table_ii = pd.read_csv(tables / "prognet_table_ii.csv")
-        keep = [c for c in ("backbone", "weights", "scorer", "runs", "accuracy", "accuracy 95% CI",
-                            "f1", "specificity", "specificity (deaths found)", "roc_auc",
-                            "accuracy (paper)") if c in table_ii]
-        cohort = ""
-        if {"findings", "cohort patients"} <= set(table_ii.columns):
-            cohort = (f" Cohort: findings `{table_ii['findings'].iloc[0]}`, "
-                      f"{table_ii['cohort patients'].iloc[0]} patients.")
-        lines += ["**ProgNet** (mean ± std over seeds; 95 % CI from the pooled test patients, "
-                  f"resampling patients).{cohort}", "",
-                  table_ii[keep].fillna("").to_markdown(index=False), ""]
+        path = tables / "prognet_table_ii.csv"
+        if path.exists():
+            table_ii = pd.read_csv(path)
+            keep = [c for c in ("backbone", "weights", "scorer", "runs", "accuracy", "accuracy 95% CI",
+                                "f1", "specificity", "specificity (deaths found)", "roc_auc",
+                                "accuracy (paper)") if c in table_ii]
+            cohort = ""
+            if {"findings", "cohort patients"} <= set(table_ii.columns):
+                cohort = (f" Cohort: findings `{table_ii['findings'].iloc[0]}`, "
+                          f"{table_ii['cohort patients'].iloc[0]} patients.")
+            lines += ["**ProgNet** (mean ± std over seeds; 95 % CI from the pooled test patients, "
+                      f"resampling patients).{cohort}", "",
+                      table_ii[keep].fillna("").to_markdown(index=False), ""]
         overall = tables / "detector_overall.csv"
         if overall.exists():
             overall = pd.read_csv(overall)
@@ -65,23 +82,81 @@ def results_markdown(results: dict[str, str | Path]) -> str:
             lines += ["**Shortcut audit** (accuracy; lungs blanked vs full image, and a plain "
                       "classifier telling the two sources apart):", "",
                       pd.read_csv(shortcut).to_markdown(index=False), ""]
+        for other in sorted(tables.glob("*.csv")):
+            if other.stem not in SHOWN_ABOVE and other.stat().st_size > 1:
+                lines += [f"**{other.stem}** (`tables/{other.name}`):", "",
+                          pd.read_csv(other).fillna("").to_markdown(index=False), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
+REASON_COLUMNS = ("why", "reason")  # the verdict table's column holding the reason
+VERDICTS = ("reproduced", "not reproduced", "not distinguishable", "not testable here")
+#: The compact verdict table: column of ``verdict_table`` -> its title.
+COMPACT = {"claim": "claim", "paper's value": "paper's value", "ours": "ours",
+           "95% CI": "95 % interval", "verdict": "verdict"}
+
+
+def compact_verdict(table: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table in its compact form (claim, paper's value, ours, 95 % interval,
+    verdict): the one place that knows which columns of ``verdict.csv`` the README and the
+    book's landing page show."""
+    table = table.fillna("")
+    return table[[c for c in COMPACT if c in table]].rename(columns=COMPACT)
+
+
+def verdict_counts(table: pd.DataFrame) -> str:
+    """``2 reproduced, 3 not testable here``: how many claims got each verdict."""
+    counts = table["verdict"].value_counts()
+    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
+
+
 def _verdict_lines(path: Path) -> list[str]:
-    """The verdict table for the README: one row per claim (``cxrlib.verdict``)."""
+    """The verdict per claim (``cxrlib.verdict``): the compact table, then the reason
+    behind each verdict as a list (long reasons read badly in a table column)."""
     if not path.exists():
         return []
     table = pd.read_csv(path).fillna("")
-    counts = table["verdict"].value_counts()
-    summary = ", ".join(f"{counts[v]} {v}" for v in ("reproduced", "not reproduced",
-                                                      "not distinguishable", "not testable here")
-                        if v in counts)
-    keep = ["paper", "claim", "paper's value", "ours", "95% CI", "verdict", "why", "from"]
-    return [f"**Verdict per claim** ({summary}; {_setup(path.parent)}; computed by "
-            "`cxrlib.verdict` from the runs below; intervals resample patients; `from` names "
-            "the table in `tables/` that holds the numbers):", "",
-            table[keep].to_markdown(index=False), ""]
+    compact = compact_verdict(table)
+    if "paper" in table:
+        compact.insert(0, "paper", table["paper"])
+    lines = [f"**Verdict per claim** ({verdict_counts(table)}; {_setup(path.parent)}; computed by "
+             "`cxrlib.verdict` from the runs below; intervals resample patients):", "",
+             compact.to_markdown(index=False), "", "**Why each verdict** (and the table in "
+             "`tables/` that holds the numbers):", ""]
+    for row in table.to_dict("records"):
+        source = f" (`{row['from']}`)" if row.get("from") else ""
+        reason = next((row[c] for c in REASON_COLUMNS if row.get(c)), "")
+        lines.append(f"* *{row['claim']}* — **{row['verdict']}**: {reason}{source}")
+    return lines + [""]
+
+
+def readme_markdown(results: dict[str, str | Path], details: str = "docs/results.md") -> str:
+    """What the README keeps of the results: per batch, how it was made and the compact
+    verdict table; the reasons and the full tables are in ``details``."""
+    lines = []
+    for title, folder in results.items():
+        folder = Path(folder)
+        path = folder / "tables" / "verdict.csv"
+        lines += [f"### {title}", ""]
+        if (folder / "batch.json").exists():
+            lines += [run_line(folder), ""]
+        if not path.exists():
+            lines += [f"_No verdict table in `{folder}` yet._", ""]
+            continue
+        table = pd.read_csv(path)
+        lines += [f"Verdict per claim ({verdict_counts(table)}; {_setup(path.parent)}):", "",
+                  compact_verdict(table).to_markdown(index=False), ""]
+    lines += [f"Why each verdict, and every table: [{details}]({details}).", ""]
+    return "\n".join(lines)
+
+
+def details_page(results: dict[str, str | Path]) -> str:
+    """``docs/results.md``: every batch's full results, written by ``cxr readme``."""
+    return ("# Results\n\nWritten by `cxr readme` from the batch outputs named below (do not "
+            "edit by hand). The verdict per claim comes first, with the reason behind each; the "
+            "tables after it hold the numbers. Chapter 4 shows how each is computed, and "
+            "[deviations.md](deviations.md) every departure from the papers.\n\n"
+            + results_markdown(results, headings="##"))
 
 
 def _setup(tables: Path) -> str:
@@ -101,6 +176,8 @@ def _setup(tables: Path) -> str:
 def _shown_path(path: str, results_dir: Path) -> str:
     """A data folder as the project would name it: relative to the checkout that holds
     ``results/<profile>`` when inside it, ``../shared/...`` style when beside it."""
+    if not os.path.isabs(path):  # a published folder names it relative already
+        return path
     project = results_dir.resolve().parent.parent
     relative = os.path.relpath(path, project)
     if relative.count("..") <= 1:

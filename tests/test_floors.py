@@ -25,7 +25,7 @@ FLOORS = {
     # 5. readers of finished runs
     "compare": 5, "verdict": 5, "qualitative": 5, "explain": 5, "predict": 5, "plots": 5,
     # 6. running notebooks and the command line
-    "runs": 6, "batch": 6, "readme": 6, "cli": 6,
+    "runs": 6, "batch": 6, "readme": 6, "publish": 6, "book": 6, "cli": 6,
 }
 
 
