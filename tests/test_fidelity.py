@@ -224,8 +224,52 @@ def test_l2_reading_adds_a_penalty_and_bad_values_are_refused() -> None:
     assert not plain.losses and len(penalised.losses) >= 5
     with pytest.raises(ConfigError, match="l2"):
         models.build_prognet_head(8, l2=-1)
-    with pytest.raises(ConfigError, match="lr_decay"):
-        prognet.Config(lr_decay=-1.0, weights=None).check()
+    with pytest.raises(ConfigError, match="weight_decay"):
+        prognet.Config(weight_decay=-1.0, weights=None).check()
+    with pytest.raises(ConfigError, match="weight_decay_reading"):
+        prognet.Config(weight_decay_reading="adam", weights=None).check()
+
+
+def test_decoupled_decay_shrinks_each_weight_by_the_decay_per_step() -> None:
+    """AdamW as Loshchilov & Hutter define it: with a zero gradient (no Adam step), one
+    step multiplies every weight by 1 - decay, whatever the learning rate."""
+    import keras
+
+    from cxrlib import training
+
+    for learning_rate in (1e-4, 1e-2):
+        weight = keras.Variable(np.full((3,), 2.0, dtype="float32"))
+        optimizer = training.make_optimizer(learning_rate, decoupled_decay=1e-2)
+        optimizer.apply_gradients([(keras.ops.zeros((3,)), weight)])
+        assert np.asarray(weight) == pytest.approx(2.0 * (1 - 1e-2), rel=1e-6)
+    plain = keras.Variable(np.full((3,), 2.0, dtype="float32"))
+    training.make_optimizer(1e-4).apply_gradients([(keras.ops.zeros((3,)), plain)])
+    assert np.asarray(plain) == pytest.approx(2.0)  # no reading on: the weight stays
+
+
+@pytest.mark.parametrize("reading", sorted(prognet.WEIGHT_DECAY_READINGS))
+def test_one_number_three_readings(reading: str) -> None:
+    """The paper's 1e-4 goes to exactly one of the three mechanisms."""
+    config = prognet.Config(weights=None, weight_decay_reading=reading).check()
+    used = {name: getattr(config, name) for name in ("lr_decay", "l2", "decoupled_decay")}
+    on = {"lr_decay": "lr_decay", "l2": "l2", "decoupled": "decoupled_decay"}[reading]
+    assert used == {name: (paper.PROGNET_SETUP["weight_decay"] if name == on else 0.0) for name in used}
+
+
+def test_runs_recorded_with_the_old_knobs_keep_their_reading() -> None:
+    assert prognet.config_from({"weights": None, "lr_decay": 1e-4, "l2": 0.0}).lr_decay == 1e-4
+    old_l2 = prognet.config_from({"weights": None, "lr_decay": 0.0, "l2": 1e-3})
+    assert (old_l2.weight_decay_reading, old_l2.l2, old_l2.lr_decay) == ("l2", 1e-3, 0.0)
+
+
+def test_a_per_seed_cnn_draw_gives_each_seed_its_own_random_cnn() -> None:
+    shared = [prognet.Config(weights=None, seed=k).check().feature_spec() for k in (0, 3)]
+    own = [prognet.Config(weights=None, seed=k, cnn_draw="per_seed").check().feature_spec()
+           for k in (0, 3)]
+    assert shared[0].key() == shared[1].key()
+    assert own[0].key() != own[1].key() and own[1].init_seed == 3
+    with pytest.raises(ConfigError, match="cnn_draw"):
+        prognet.Config(weights=None, cnn_draw="each").check()
 
 
 def test_cohort_summary_states_both_cohorts(tiny_data: Path) -> None:
