@@ -288,7 +288,9 @@ def published_confusions(model: str, first: str = "precision",
     return best, chosen
 
 
-def _entry_names() -> list[tuple[str, str | None]]:
+def published_entry_names() -> list[tuple[str, str | None]]:
+    """The entries of the detector paper's Tables 3 and 4: (metric, class) for each
+    per-class column, then the overall accuracy and the misclassified count."""
     return [(m, c) for m in PUBLISHED_ENTRIES for c in CLASSES] + [("accuracy", None),
                                                                    ("misclassified", None)]
 
@@ -302,22 +304,24 @@ def published_families(model: str, first: str = "precision") -> list[dict]:
     matched = _matches(_entry_values(np.array(found), first), model)
     families: dict[tuple, list] = {}
     for matrix, row in zip(found, matched):
-        left_out = tuple(f"{metric}:{name or 'all'}" for (metric, name), ok in zip(_entry_names(), row)
-                         if not ok)
+        left_out = tuple(f"{metric}:{name or 'all'}"
+                         for (metric, name), ok in zip(published_entry_names(), row) if not ok)
         families.setdefault(left_out, []).append(matrix)
     return [{"reproduces": best, "left out": list(left_out),
              "matrices": sorted(ms, key=lambda m: abs(int(m[1].sum()) - int(m[2].sum())))}
             for left_out, ms in families.items()]
 
 
-def published_entries(model: str, first: str = "precision") -> pd.DataFrame:
+def published_entries(model: str, first: str = "precision",
+                      families: list[dict] | None = None) -> pd.DataFrame:
     """Each entry of the paper's Table 3 (``cnn``) or 4 (``cnn_lstm``) as printed, beside
     what the first matrix of each family (``published_families``) gives it; ``misprint
     if matrix k`` marks the entries that matrix cannot reproduce (no such mark: one matrix
-    reproduces the whole table)."""
-    families = published_families(model, first)
+    reproduces the whole table). ``families``: ``published_families(model, first)`` if
+    already computed."""
+    families = published_families(model, first) if families is None else families
     reported, rows = paper.DETECTOR[model], []
-    for metric, name in _entry_names():
+    for metric, name in published_entry_names():
         title = (f"{first} (printed 'specificity')" if metric == "specificity" else metric)
         row = {"entry": title, "class": CLASS_TITLES[name] if name else "all",
                "printed": reported[metric][name] if name else reported[metric]}

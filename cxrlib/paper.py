@@ -18,12 +18,13 @@ PROGNET_SETUP = {
 
 # Table I: the TP/FN/FP/TN "rates" as printed. Table II: mean and std over 10 runs.
 PROGNET_TABLE_I_NOTE = (
-    "In every row of ProgNet's Table I, TP% + FP% = 100 and FN% + TN% = 100: its rates are "
-    "shares of each *predicted* class (TP% = TP/(TP+FP), TN% = TN/(TN+FN)), not TP/(TP+FN). "
-    "The paper never says which class is positive: 'positive or negative evolution' suggests "
-    "survival, and 'by enjoying the lowest FN ... not miss negative evolution cases' suggests "
-    "death. Our tables therefore name the class each rate is about and show the paper's "
-    "numbers under both readings.")
+    "In every row of ProgNet's Table I, TP% + FP% = 100 and FN% + TN% = 100. Two readings "
+    "fit: the rates are shares of each *predicted* class (TP% = TP/(TP+FP), TN% = "
+    "TN/(TN+FN)), or the FN and FP headers are swapped (TP% = TP/(TP+FN), the sensitivity, "
+    "and TN% the specificity). The paper never says which class is positive: 'positive or "
+    "negative evolution' suggests survival, and 'by enjoying the lowest FN ... not miss "
+    "negative evolution cases' suggests death. Our tables therefore name the class each rate "
+    "is about and show the paper's numbers under both readings and both positive classes.")
 PROGNET = {
     "alexnet": {"tp_rate": 0.8837, "fn_rate": 0.1196, "fp_rate": 0.1163, "tn_rate": 0.8804,
                 "accuracy": (0.888, 0.08), "precision": (0.883, 0.05), "recall": (0.880, 0.09),
