@@ -188,8 +188,8 @@ def _setup_gap(claim: dict, runs: Runs, subjects: tuple = ()) -> str:
         return ""
     if claim["paper"] == "prognet":
         backbones = subjects or (claim.get("backbone") or claim["better"], *claim.get("worse", ()))
-        gaps = sorted({f"{b}: {runs.weights(b)}" for b in backbones
-                       if b in paper.PROGNET and runs.weights(b) in ("none", "?")})
+        gaps = sorted({f"{b}: {runs.weights(b)}" for b in backbones  # any random run: a gap
+                       if b in paper.PROGNET and {"none", "?"} & set(runs.weights(b).split(", "))})
         return (f"the paper's CNNs were pretrained ({IMAGENET_INFERENCE}); these runs' weights: "
                 f"{', '.join(gaps)}" if gaps else "")
     base = runs.base(claim.get("model") or claim["better"])

@@ -201,6 +201,10 @@ def test_a_pretrained_alexnet_weights_file_counts(tmp_path: Path, weights, expec
     assert row["verdict"] == expected
     runs = verdict.Runs(tmp_path)
     assert runs.weights("alexnet") == ("none" if weights is None else "file alexnet.weights.h5")
+    if weights:  # one more seed with random weights: the runs are no longer all pretrained
+        _prognet_run(tmp_path, "alexnet", 2, y.astype(int), score, last=score, weights=None)
+        mixed = _row(verdict.verdict_table(tmp_path), "prognet.accuracy.alexnet")
+        assert mixed["verdict"] == "not testable here" and "file alexnet.weights.h5, none" in mixed["why"]
 
 
 def test_a_refuting_part_is_not_hidden_by_an_untestable_one(tmp_path: Path) -> None:
