@@ -179,19 +179,25 @@ IMAGENET_INFERENCE = ("ImageNet weights are our reading: the ProgNet paper names
                       "pre-training")
 
 
-def _setup_gap(claim: dict, runs: Runs, subjects: tuple = ()) -> str:
+PRETRAINED_GAP = "the paper's CNNs were pretrained"
+
+
+def _setup_gap(claim: dict, runs: Runs, subjects: tuple = (), short: bool = False) -> str:
     """Why these runs are not of the setup ``claim`` is about ('' if they are): for a
     ProgNet claim about its networks, every backbone among ``subjects`` (default: the
     claim's own) must carry pretrained weights; for a detector claim, the runs must have
-    trained Table 2's network end to end."""
+    trained Table 2's network end to end. ``short``: without the reason (one part of a
+    claim whose reason is given once)."""
     if claim["setup"] != "paper":
         return ""
     if claim["paper"] == "prognet":
         backbones = subjects or (claim.get("backbone") or claim["better"], *claim.get("worse", ()))
         gaps = sorted({f"{b}: {runs.weights(b)}" for b in backbones  # any random run: a gap
                        if b in paper.PROGNET and {"none", "?"} & set(runs.weights(b).split(", "))})
-        return (f"the paper's CNNs were pretrained ({IMAGENET_INFERENCE}); these runs' weights: "
-                f"{', '.join(gaps)}" if gaps else "")
+        if not gaps:
+            return ""
+        reason = "" if short else f"{PRETRAINED_GAP} ({IMAGENET_INFERENCE}); "
+        return f"{reason}these runs' weights: {', '.join(gaps)}"
     base = runs.base(claim.get("model") or claim["better"])
     if base != "paper":
         return (f"the paper trained Table 2's network end to end; these runs used base {base} "
@@ -245,13 +251,14 @@ def _prognet_order(claim: dict, runs: Runs) -> dict:
     if runs.backbone(claim["better"]).empty:
         return {"verdict": "not testable here", "why": f"no {claim['better']} runs"}
     metrics = claim["metric"] if isinstance(claim["metric"], tuple) else (claim["metric"],)
-    parts, shown = [], None
+    parts, shown, gaps = [], None, False
     for worse, rows, a, b in _prognet_pairs(claim, runs):
         if rows.empty:
             parts.append(("not testable here", f"vs {worse}: no {worse} runs on the same seeds"))
             continue
         subjects = (claim["better"],) + ((worse,) if worse in paper.PROGNET else ())
-        gap = _setup_gap(claim, runs, subjects)
+        gap = _setup_gap(claim, runs, subjects, short=True)
+        gaps = gaps or bool(gap)
         for name in metrics:
             estimate, low, high = _paired(_binary(name), rows["label"].to_numpy(),
                                           rows[a].to_numpy(), rows[b].to_numpy(),
@@ -264,6 +271,8 @@ def _prognet_order(claim: dict, runs: Runs) -> dict:
             parts.append((verdict, f"vs {worse} ({name}): {why}"))
             shown = shown or (estimate, low, high)
     verdict, why = combine(parts)
+    if gaps:
+        why = f"{why} ({PRETRAINED_GAP}: {IMAGENET_INFERENCE})"
     estimate, low, high = shown or (np.nan, np.nan, np.nan)
     return {"ours": estimate, "low": low, "high": high, "verdict": verdict, "why": why,
             "measure": "paired difference (first part)" if len(parts) > 1 else "paired difference"}
@@ -355,7 +364,7 @@ def judge(claim: dict, runs: Runs) -> dict:
         else:  # each part checks its own setup
             result = _prognet_order(claim, runs)
             note = _pretrained_note(claim, runs)
-            if note:
+            if note and note not in result["why"]:
                 result["why"] = f"{result['why']} ({note})"
             return result
     elif claim["test"] == "order":
@@ -368,7 +377,7 @@ def judge(claim: dict, runs: Runs) -> dict:
     if gap and result["verdict"] != "not testable here":
         result["verdict"], result["why"] = _not_testable(gap, result["verdict"], result["why"])
     note = _pretrained_note(claim, runs)
-    if note:
+    if note and note not in result["why"]:
         result["why"] = f"{result['why']} ({note})"
     return result
 
