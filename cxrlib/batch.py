@@ -171,7 +171,10 @@ def resolve_weights(backbone: str, weights: Any) -> dict[str, Any]:
     A dict gives each backbone its own value (``-p weights '{"alexnet": "a.weights.h5"}'``;
     backbones it does not name keep the profile's ``"imagenet"``, or None). Where the
     profile asks for ImageNet weights that cannot exist (AlexNet), the run uses None and
-    says so in ``weights_note`` (it lands in ``metrics.json`` and every table)."""
+    says so in ``weights_note`` (it lands in ``metrics.json`` and every table). A weights
+    file (for AlexNet, the only way to pretrained weights in Keras) is kept as given and
+    counts as pretrained (``models.pretrained_weights``, ``metrics.json``'s
+    ``pretrained_weights``)."""
     if isinstance(weights, dict):
         weights = weights.get(backbone, "imagenet")
     if weights == "imagenet" and backbone not in IMAGENET_BACKBONES:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from cxrlib import paper
+from cxrlib import models, paper
 from cxrlib.names import CLASS_TITLES, CLASSES
 from cxrlib.errors import DataError
 from cxrlib.io import write_csv, write_text
@@ -72,6 +72,15 @@ def weights_label(parameters: dict) -> str:
     return f"{label} (ImageNet n/a)" if parameters.get("weights_note") else label
 
 
+def pretrained(payload: dict) -> str | None:
+    """A run's pretrained weights ("imagenet", "file <name>") or None (random init), from
+    ``metrics.json`` (runs written before it recorded them: from their ``weights``)."""
+    if "pretrained_weights" in payload:
+        return payload["pretrained_weights"]
+    parameters = payload["parameters"]
+    return None if parameters.get("base") == "paper" else models.pretrained_weights(parameters.get("weights"))
+
+
 def prognet_runs(results_dir: str | Path) -> pd.DataFrame:
     """One row per (run, scorer): backbone, seed, scorer (model or a baseline), metrics."""
     rows = []
@@ -82,6 +91,7 @@ def prognet_runs(results_dir: str | Path) -> pd.DataFrame:
         for scorer, values in scorers.items():
             rows.append({"backbone": parameters["backbone"], "seed": parameters["seed"],
                          "weights": weights_label(parameters),
+                         "pretrained": pretrained(payload) or "none",
                          "findings": parameters.get("findings", "all"),
                          "cohort_patients": payload.get("n_patients"),
                          "scorer": scorer, "folder": str(folder),
@@ -89,9 +99,15 @@ def prognet_runs(results_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Columns read as text whatever they look like: the collection has patient ids such as
+#: "311a" beside "311", which a number column would merge or mangle.
+ID_COLUMNS = {"patient_id": str}
+
+
 def read_tables(results_dir: str | Path, experiment: str, name: str) -> pd.DataFrame:
-    """``<name>.csv`` of every finished run, stacked, with the run folder as a column."""
-    parts = [pd.read_csv(folder / f"{name}.csv").assign(folder=str(folder))
+    """``<name>.csv`` of every finished run, stacked, with the run folder as a column
+    (patient ids as text, ``ID_COLUMNS``)."""
+    parts = [pd.read_csv(folder / f"{name}.csv", dtype=ID_COLUMNS).assign(folder=str(folder))
              for folder in run_folders(results_dir, experiment) if (folder / f"{name}.csv").exists()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
@@ -138,28 +154,37 @@ def prognet_table_ii(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
 
 
 #: Table I's quantities, each named by the class it is about: (key, name, the paper's
-#: column if positive = survival, the paper's column if positive = death).
+#: column beside it under each reading of Table I (``paper.TABLE_I_READINGS``) and each
+#: positive class, as {(reading, positive): column}).
 TABLE_I_RATES = (
-    ("tp_rate", "survivors found: TP/(TP+FN)", None, None),
-    ("tn_rate", "deaths found: TN/(TN+FP)", None, None),
-    ("precision", "predicted survivors who survived: TP/(TP+FP)", "tp_rate", "tn_rate"),
-    ("npv", "predicted deaths who died: TN/(TN+FN)", "tn_rate", "tp_rate"),
+    ("tp_rate", "survivors found: TP/(TP+FN)",
+     {("swapped_headers", "survival"): "tp_rate", ("swapped_headers", "death"): "tn_rate"}),
+    ("tn_rate", "deaths found: TN/(TN+FP)",
+     {("swapped_headers", "survival"): "tn_rate", ("swapped_headers", "death"): "tp_rate"}),
+    ("precision", "predicted survivors who survived: TP/(TP+FP)",
+     {("predicted_shares", "survival"): "tp_rate", ("predicted_shares", "death"): "tn_rate"}),
+    ("npv", "predicted deaths who died: TN/(TN+FN)",
+     {("predicted_shares", "survival"): "tn_rate", ("predicted_shares", "death"): "tp_rate"}),
 )
+TABLE_I_COLUMNS = {(reading, positive): f"paper, {spec['title']}, positive = {positive}"
+                   for reading, spec in paper.TABLE_I_READINGS.items()
+                   for positive in ("survival", "death")}
 
 
 def prognet_table_i(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """Table I, one row per backbone and rate (positive = 1 = survival in our code).
 
     Each rate is named by the class it is about; ours as the mean over seeds and from the
-    pooled test patients with a patient-resampled 95 % CI. The paper's Table I rates are
-    shares of each *predicted* class (``paper.PROGNET_TABLE_I_NOTE``), so they stand only
-    beside the two predicted-class rates, under both readings of its positive class."""
+    pooled test patients with a patient-resampled 95 % CI. The paper's Table I has two
+    readings (``paper.TABLE_I_READINGS``): shares of each *predicted* class (its numbers
+    stand beside our precision and NPV) or swapped FN/FP headers (beside our sensitivity
+    and specificity); each under both choices of its positive class."""
     rows = []
     for backbone, group in runs[runs["scorer"] == "model"].groupby("backbone", sort=False):
         pooled = predictions[predictions["backbone"] == backbone]
         y, s = pooled["label"].to_numpy(), pooled["survival_score"].to_numpy()
         totals, reported = binary_metrics(y, s), paper.PROGNET[backbone]
-        for key, name, if_survival, if_death in TABLE_I_RATES:
+        for key, name, beside in TABLE_I_RATES:
             value = totals[key]
             rows.append({
                 "backbone": backbone, "weights": ", ".join(sorted(group["weights"].unique())),
@@ -167,8 +192,8 @@ def prognet_table_i(runs: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFra
                 "mean over seeds": round(float(group[key].astype(float).mean()), 3),
                 "pooled": round(value, 3) if value == value else None,
                 "95% CI": _ci(binary_scorer(key), y, s, groups=pooled["patient_id"].to_numpy()),
-                "paper, if positive = survival": reported[if_survival] if if_survival else None,
-                "paper, if positive = death": reported[if_death] if if_death else None,
+                **{title: reported[beside[case]] if case in beside else None
+                   for case, title in TABLE_I_COLUMNS.items()},
             })
     return pd.DataFrame(rows)
 
@@ -190,17 +215,154 @@ def detector_runs(results_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------- the papers' Tables 3 and 4
+PUBLISHED_ENTRIES = ("specificity", "sensitivity", "f1")
+_OFF_DIAGONAL = [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+
+
+def _printed(value: np.ndarray, percent: int) -> np.ndarray:
+    """Whether a value prints as ``percent`` (rounded or cut to a whole percent: the
+    papers' tables do both)."""
+    with np.errstate(invalid="ignore"):
+        return (np.round(100 * value) == percent) | (np.floor(100 * value + 1e-9) == percent)
+
+
+def _matrices(sizes: tuple[int, int, int], max_errors: int) -> np.ndarray:
+    """Every 3x3 confusion matrix (rows = true class) with these row sums and at most
+    ``max_errors`` off-diagonal images."""
+    import itertools
+
+    off = [np.bincount(c, minlength=6) for e in range(max_errors + 1)
+           for c in itertools.combinations_with_replacement(range(6), e)]
+    off = np.array(off)
+    found = np.zeros((len(off), 3, 3), dtype=int)
+    for k, (i, j) in enumerate(_OFF_DIAGONAL):
+        found[:, i, j] = off[:, k]
+    for i in range(3):
+        found[:, i, i] = sizes[i] - found[:, i].sum(axis=1)
+    return found[(found >= 0).all(axis=(1, 2))]
+
+
+def _entry_values(found: np.ndarray, first: str) -> dict[str, np.ndarray]:
+    """Per matrix: each published entry's value ((matrices, 3) arrays per metric, and the
+    accuracy and error count), ``first`` being what the "specificity" column is read as."""
+    n = found.sum(axis=(1, 2))[:, None]
+    hits = found[:, [0, 1, 2], [0, 1, 2]]
+    called, true = found.sum(axis=1), found.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = {"specificity": hits / called if first == "precision"
+                  else (n - true - called + hits) / (n - true),
+                  "sensitivity": hits / true, "f1": 2 * hits / (called + true)}
+    values["accuracy"] = hits.sum(axis=1) / n[:, 0]
+    values["misclassified"] = n[:, 0] - hits.sum(axis=1)
+    return values
+
+
+def _matches(values: dict, model: str) -> np.ndarray:
+    """(matrices, entries) booleans: which published entries each matrix reproduces."""
+    reported = paper.DETECTOR[model]
+    columns = [_printed(values[metric][:, c], round(100 * reported[metric][name]))
+               for metric in PUBLISHED_ENTRIES for c, name in enumerate(CLASSES)]
+    columns.append(_printed(values["accuracy"], round(100 * reported["accuracy"])))
+    columns.append(values["misclassified"] == reported["misclassified"])
+    return np.stack(columns, axis=1)
+
+
+def published_confusions(model: str, first: str = "precision",
+                         max_errors: int = 8) -> tuple[int, list[np.ndarray]]:
+    """The confusion matrices of the paper's test set (``paper.DETECTOR_SETUP``: 64
+    images, 22 of them COVID-19, the other 42 split in every way between pneumonia and
+    normal) that reproduce the most entries of its Table 3 (``cnn``) or 4 (``cnn_lstm``):
+    (how many of the 11 entries they reproduce, the matrices). ``first`` is what the
+    column printed "specificity" is read as: "precision" or "specificity"."""
+    setup = paper.DETECTOR_SETUP
+    covid, others = setup["test_covid19"], setup["test_images"] - setup["test_covid19"]
+    best, chosen = -1, []
+    for pneumonia in range(1, others):
+        found = _matrices((covid, pneumonia, others - pneumonia), max_errors)
+        score = _matches(_entry_values(found, first), model).sum(axis=1)
+        if score.max() > best:
+            best, chosen = int(score.max()), []
+        if score.max() == best:
+            chosen += list(found[score == best])
+    return best, chosen
+
+
+def published_entry_names() -> list[tuple[str, str | None]]:
+    """The entries of the detector paper's Tables 3 and 4: (metric, class) for each
+    per-class column, then the overall accuracy and the misclassified count."""
+    return [(m, c) for m in PUBLISHED_ENTRIES for c in CLASSES] + [("accuracy", None),
+                                                                   ("misclassified", None)]
+
+
+def published_families(model: str, first: str = "precision") -> list[dict]:
+    """The best matrices of ``published_confusions`` grouped by the entries they leave
+    out (matrices that differ only in how the 42 others split between pneumonia and
+    normal fall together): per family, the entries it cannot reproduce (misprints if it
+    is the true matrix) and its matrices, the most even split first."""
+    best, found = published_confusions(model, first)
+    matched = _matches(_entry_values(np.array(found), first), model)
+    families: dict[tuple, list] = {}
+    for matrix, row in zip(found, matched):
+        left_out = tuple(f"{metric}:{name or 'all'}"
+                         for (metric, name), ok in zip(published_entry_names(), row) if not ok)
+        families.setdefault(left_out, []).append(matrix)
+    return [{"reproduces": best, "left out": list(left_out),
+             "matrices": sorted(ms, key=lambda m: abs(int(m[1].sum()) - int(m[2].sum())))}
+            for left_out, ms in families.items()]
+
+
+def published_entries(model: str, first: str = "precision",
+                      families: list[dict] | None = None) -> pd.DataFrame:
+    """Each entry of the paper's Table 3 (``cnn``) or 4 (``cnn_lstm``) as printed, beside
+    what the first matrix of each family (``published_families``) gives it; ``misprint
+    if matrix k`` marks the entries that matrix cannot reproduce (no such mark: one matrix
+    reproduces the whole table). ``families``: ``published_families(model, first)`` if
+    already computed."""
+    families = published_families(model, first) if families is None else families
+    reported, rows = paper.DETECTOR[model], []
+    for metric, name in published_entry_names():
+        title = (f"{first} (printed 'specificity')" if metric == "specificity" else metric)
+        row = {"entry": title, "class": CLASS_TITLES[name] if name else "all",
+               "printed": reported[metric][name] if name else reported[metric]}
+        for k, family in enumerate(families, start=1):
+            values = _entry_values(family["matrices"][0][None], first)[metric]
+            value = values[0, CLASSES.index(name)] if name else values[0]
+            row[f"matrix {k}"] = int(value) if metric == "misclassified" else round(float(value), 3)
+            row[f"misprint if matrix {k}"] = f"{metric}:{name or 'all'}" in family["left out"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def confusion_frame(matrix: np.ndarray) -> pd.DataFrame:
+    """A confusion matrix with its classes named (rows = true, columns = predicted)."""
+    titles = [CLASS_TITLES[c] for c in CLASSES]
+    return pd.DataFrame(np.asarray(matrix), index=pd.Index(titles, name="true"),
+                        columns=pd.Index(titles, name="predicted"))
+
+
+#: Our metric beside each column of the paper's Tables 3 and 4: the column printed
+#: "specificity" is precision (``published_confusions``: read as precision, one matrix
+#: reproduces the whole of Table 3; read as specificity, none does).
+PAPER_COLUMNS = {"precision": "specificity", "sensitivity": "sensitivity", "f1": "f1"}
+
+
 def detector_per_class(runs: pd.DataFrame) -> pd.DataFrame:
-    """The paper's Tables 3/4: per model and class, mean +/- std over folds, paper beside."""
+    """The paper's Tables 3/4: per model and class, mean +/- std over folds, paper beside
+    (our precision beside its column printed "specificity", ``PAPER_COLUMNS``); our true
+    specificity is shown too, with nothing beside it."""
     rows = []
     for (model, name), group in runs.groupby(["model", "class"], sort=False):
         row = {"model": model, "base": ", ".join(sorted(group["base"].unique())),
                "weights": ", ".join(sorted(group["weights"].unique())),
                "class": CLASS_TITLES[name], "folds": len(group)}
-        for metric in ("specificity", "sensitivity", "f1"):
+        for metric in ("precision", "sensitivity", "f1", "specificity"):
             values = group[metric].astype(float)
             row[metric] = f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
-            row[f"{metric} (paper)"] = paper.DETECTOR[model][metric][name]
+            if metric in PAPER_COLUMNS:
+                printed = PAPER_COLUMNS[metric]
+                title = f"{metric} (paper)" if printed == metric else f"{metric} (paper's '{printed}')"
+                row[title] = paper.DETECTOR[model][printed][name]
         row["note on the paper's row"] = paper.DETECTOR_NOTES[model] if name == "covid19" else ""
         rows.append(row)
     return pd.DataFrame(rows)

@@ -90,6 +90,17 @@ def check_weights(weights: str | Path | None, backbone: str) -> str | None:
     return str(_weights_path(weights))
 
 
+def pretrained_weights(weights: str | Path | None) -> str | None:
+    """What pretrained weights a CNN starts from, as ``metrics.json`` records it
+    (``pretrained_weights``): "imagenet", "file <name>" for a weights file, None for a
+    random initialisation. A weights file counts as pretrained: it is how weights Keras
+    does not ship (an ImageNet AlexNet) are given, and the verdicts on the papers' own
+    networks accept either (``paper.SETUPS``)."""
+    if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
+        return None
+    return "imagenet" if weights == "imagenet" else f"file {Path(str(weights)).name}"
+
+
 def _weights_path(weights: str | Path) -> Path:
     """Check a weights file path before building anything."""
     path = Path(weights)

@@ -34,6 +34,17 @@ PROTOCOLS = ("holdout", "kfold")
 _PAPER = paper.PROGNET_SETUP
 PAPER_TEST_FRACTION = _PAPER["test_sequences"] / _PAPER["patients"]  # 8 of 42 patients
 BASELINES = ("majority", "last_image", "mean_features")
+#: The paper's "weight decay 1e-4" (Section IV-A), three ways (``Config.weight_decay_reading``):
+#: Keras 2's learning-rate decay, an L2 penalty on the head's kernels, or decoupled weight
+#: decay (AdamW). docs/deviations.md (P3) gives the measured effect of each.
+WEIGHT_DECAY_READINGS = {
+    "lr_decay": "Keras 2's Adam(decay=...): learning rate / (1 + decay x step)",
+    "l2": "L2 penalty: decay x sum(w**2) of every kernel added to the loss",
+    "decoupled": "decoupled weight decay (AdamW): every weight shrinks by decay x itself each step",
+}
+#: How the CNN's random initialisation is drawn when it has no pretrained weights
+#: (``Config.cnn_draw``): one draw (``init_seed``) for every seed, or one per seed.
+CNN_DRAWS = ("shared", "per_seed")
 
 
 @dataclass
@@ -48,8 +59,8 @@ class Config:
     epochs: int = _PAPER["epochs"]
     batch_size: int = _PAPER["batch_size"]
     learning_rate: float = _PAPER["learning_rate"]
-    lr_decay: float = _PAPER["weight_decay"]  # the paper's "weight decay" read as Adam's decay
-    l2: float = 0.0  # the other reading of it (off)
+    weight_decay: float = _PAPER["weight_decay"]
+    weight_decay_reading: str = "l2"  # WEIGHT_DECAY_READINGS; docs/deviations.md P3 says why
     lstm_units: int = _PAPER["lstm_units"]
     dropout: float = _PAPER["dropout"]
     seq_len: int | None = _PAPER["seq_len"]
@@ -60,6 +71,7 @@ class Config:
     findings: str = "all"
     finetune: bool = False
     init_seed: int = 0
+    cnn_draw: str = "shared"  # CNN_DRAWS: random CNN weights drawn once, or once per seed
     threshold: float = 0.5
     standardize: bool = True
 
@@ -86,15 +98,44 @@ class Config:
                 raise ConfigError(f"{name} must be at least 1")
         if self.image_size < models.MIN_IMAGE_SIZE:
             raise ConfigError(f"image_size must be at least {models.MIN_IMAGE_SIZE}")
-        for name in ("lr_decay", "l2"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{name} must be a number >= 0, not {value!r}")
+        value = self.weight_decay
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"weight_decay must be a number >= 0, not {value!r}")
+        if self.weight_decay_reading not in WEIGHT_DECAY_READINGS:
+            raise ConfigError(f"weight_decay_reading={self.weight_decay_reading!r} is not known; "
+                              f"choose one of {', '.join(WEIGHT_DECAY_READINGS)}")
+        if self.cnn_draw not in CNN_DRAWS:
+            raise ConfigError(f"cnn_draw={self.cnn_draw!r} is not known; choose one of "
+                              f"{', '.join(CNN_DRAWS)}")
         return self
+
+    def _decay(self, reading: str) -> float:
+        return float(self.weight_decay) if self.weight_decay_reading == reading else 0.0
+
+    @property
+    def lr_decay(self) -> float:
+        """Keras 2's learning-rate decay (the ``lr_decay`` reading), else 0."""
+        return self._decay("lr_decay")
+
+    @property
+    def l2(self) -> float:
+        """The L2 penalty on the head's kernels (the ``l2`` reading), else 0."""
+        return self._decay("l2")
+
+    @property
+    def decoupled_decay(self) -> float:
+        """Decoupled weight decay per step (the ``decoupled`` reading), else 0."""
+        return self._decay("decoupled")
+
+    @property
+    def cnn_init_seed(self) -> int:
+        """The seed of the CNN's random weights: ``init_seed``, plus the run's seed with
+        ``cnn_draw="per_seed"`` (then the spread over seeds includes the CNN's draw)."""
+        return self.init_seed + (self.seed if self.cnn_draw == "per_seed" else 0)
 
     def feature_spec(self) -> features.FeatureSpec:
         return features.FeatureSpec(self.backbone, self.image_size, self.weights,
-                                    pooling="avg", init_seed=self.init_seed)
+                                    pooling="avg", init_seed=self.cnn_init_seed)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -188,7 +229,13 @@ def extract(sequences: pd.DataFrame, config: Config, cache_dir: str | Path,
 
 def config_from(parameters: Mapping[str, Any]) -> Config:
     """A checked ``Config`` from a notebook's parameters (names that are not Config
-    fields, such as ``data_dir`` or ``out_dir``, are left out)."""
+    fields, such as ``data_dir`` or ``out_dir``, are left out). Runs recorded with the
+    separate ``lr_decay`` and ``l2`` knobs are read as the reading that was on."""
+    parameters = dict(parameters)
+    if "weight_decay_reading" not in parameters and ("lr_decay" in parameters or "l2" in parameters):
+        l2 = parameters.get("l2") or 0.0
+        parameters["weight_decay_reading"] = "l2" if l2 else "lr_decay"
+        parameters["weight_decay"] = l2 or parameters.get("lr_decay") or 0.0
     return Config(**{k: v for k, v in parameters.items() if k in Config.__dataclass_fields__}).check()
 
 
@@ -321,7 +368,9 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, vectors: dict,
             history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
                                    epochs=config.epochs, batch_size=config.batch_size,
                                    learning_rate=config.learning_rate,
-                                   lr_decay=config.lr_decay, validation=(test_x, test_y),
+                                   lr_decay=config.lr_decay,
+                                   decoupled_decay=config.decoupled_decay,
+                                   validation=(test_x, test_y),
                                    seed=config.seed + 1000 * fold)
             score = training.predict(model, test_x)[:, 0]
         baselines, fitted = _baseline_scores(train_x, train_y, test_x, lengths(test_rows),
@@ -359,13 +408,14 @@ def _finetune(train_rows, test_rows, train_y, test_y, config: Config, seed: int)
                                             for p in paths]) for paths in rows["paths"]])
     model = models.build_prognet_end_to_end(config.backbone, config.seq_len, config.image_size,
                                             weights=config.weights, finetune=True,
-                                            init_seed=config.init_seed,
+                                            init_seed=config.cnn_init_seed,
                                             lstm_units=config.lstm_units, dropout=config.dropout,
                                             l2=config.l2)
     train_x, test_x = load(train_rows), load(test_rows)
     history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
                            epochs=config.epochs, batch_size=config.batch_size,
                            learning_rate=config.learning_rate, lr_decay=config.lr_decay,
+                           decoupled_decay=config.decoupled_decay,
                            validation=(test_x, test_y), seed=seed)
     return model, history, training.predict(model, test_x)[:, 0]
 
@@ -411,6 +461,7 @@ def run_metrics(config: Config, evaluation: dict, predictions: pd.DataFrame,
     return {
         "experiment": "prognet",
         "parameters": config.as_dict(),
+        "pretrained_weights": models.pretrained_weights(config.weights),
         "paths": paths,
         "metrics": evaluation["model"],
         "baselines": {k: v for k, v in evaluation.items() if k != "model"},
@@ -465,7 +516,7 @@ def model_card(config: Config, trained: Trained) -> dict:
         "output": "survival_score = P(survival)", "labels": {"1": "survived", "0": "died"},
         "backbone": config.backbone, "weights": config.weights, "weights_id": spec.weights_id(),
         "image_size": config.image_size, "scale": models.input_scale(config.backbone),
-        "init_seed": config.init_seed, "feature_spec": asdict(spec), "feature_key": spec.key(),
+        "init_seed": config.cnn_init_seed, "feature_spec": asdict(spec), "feature_key": spec.key(),
         "feature_dim": models.feature_dim(config.backbone), "seq_len": config.seq_len,
         "window": config.window, "standardize": config.standardize,
         "threshold": config.threshold, "baselines": list(BASELINES),

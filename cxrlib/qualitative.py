@@ -125,7 +125,8 @@ def detector_cams(results_dir: str | Path, fold: int = 0,
         if not (run / "metrics.json").is_file():
             continue
         saved = predict.load_detector(run)
-        chosen = pd.read_csv(run / "predictions.csv").groupby("class", sort=False).head(1)
+        chosen = pd.read_csv(run / "predictions.csv", dtype={"patient_id": str})
+        chosen = chosen.groupby("class", sort=False).head(1)
         base, head = predict.detector_parts(saved)
         for row in chosen.to_dict("records"):
             pixels = load_image(row["path"], saved.card["image_size"], 3, saved.card["scale"])

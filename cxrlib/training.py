@@ -37,24 +37,35 @@ def set_seed(seed: int) -> None:
         _DETERMINISM_ON = True
 
 
-def make_optimizer(learning_rate: float = 1e-4, lr_decay: float | None = None):
+def make_optimizer(learning_rate: float = 1e-4, lr_decay: float | None = None,
+                   decoupled_decay: float | None = None):
     """Adam (beta_1 = 0.9, the papers' "momentum 0.9") at ``learning_rate``.
 
-    ``lr_decay`` is Keras 2's ``Adam(decay=...)``, which the 2020 papers' code used: the
-    rate at optimizer step t is ``learning_rate / (1 + lr_decay * t)``
-    (``keras.optimizers.schedules.InverseTimeDecay`` with ``decay_steps=1`` computes exactly
-    that). ProgNet's "weight decay 1e-4" is read this way (docs/deviations.md)."""
+    ``lr_decay`` is Keras 2's ``Adam(decay=...)``: the rate at optimizer step t is
+    ``learning_rate / (1 + lr_decay * t)`` (``keras.optimizers.schedules.InverseTimeDecay``
+    with ``decay_steps=1`` computes exactly that). ``decoupled_decay`` is weight decay as
+    Loshchilov & Hutter's AdamW defines it: every step each weight also shrinks by that
+    fraction of itself, whatever the learning rate (Keras' ``AdamW`` multiplies its
+    ``weight_decay`` by the learning rate, so it is given ``decoupled_decay /
+    learning_rate``). These are two of the three readings of ProgNet's "weight decay 1e-4"
+    (``prognet.WEIGHT_DECAY_READINGS``; the third, an L2 penalty, lives in the model)."""
     import keras
 
+    if lr_decay and decoupled_decay:
+        raise ValueError("lr_decay and decoupled_decay are two readings of one number: give one")
     rate = learning_rate
     if lr_decay:
         rate = keras.optimizers.schedules.InverseTimeDecay(
             initial_learning_rate=learning_rate, decay_steps=1, decay_rate=lr_decay)
+    if decoupled_decay:
+        return keras.optimizers.AdamW(learning_rate=rate, beta_1=0.9,
+                                      weight_decay=decoupled_decay / learning_rate)
     return keras.optimizers.Adam(learning_rate=rate, beta_1=0.9)
 
 
 def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: int,
         batch_size: int, learning_rate: float, seed: int, lr_decay: float | None = None,
+        decoupled_decay: float | None = None,
         validation: tuple[np.ndarray, np.ndarray] | None = None,
         early_stopping: int | None = None, callbacks: list | None = None) -> pd.DataFrame:
     """Compile and train ``model``; return the history as a table (one row per epoch).
@@ -77,7 +88,7 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: i
     """
     import keras
 
-    trainer = _trainer(model, loss, learning_rate, lr_decay, x_train, y_train)
+    trainer = _trainer(model, loss, (learning_rate, lr_decay, decoupled_decay), x_train, y_train)
     _copy_state(model, trainer)
     callbacks = list(callbacks or [])
     if early_stopping and validation is not None:
@@ -115,10 +126,10 @@ def _config(model) -> dict | None:
         return None
 
 
-def _compiled(model, loss: str, learning_rate: float, lr_decay: float | None,
-              x: np.ndarray, y: np.ndarray):
-    """``model`` compiled with a new optimizer, its variables built (``build_before_tracing``)."""
-    model.compile(optimizer=make_optimizer(learning_rate, lr_decay), loss=loss,
+def _compiled(model, loss: str, rate: tuple, x: np.ndarray, y: np.ndarray):
+    """``model`` compiled with a new optimizer (``rate``: ``make_optimizer``'s arguments),
+    its variables built (``build_before_tracing``)."""
+    model.compile(optimizer=make_optimizer(*rate), loss=loss,
                   metrics=["accuracy"])
     build_before_tracing(model, x, y)
     return model
@@ -132,8 +143,7 @@ def _kept() -> dict:
     return _TRAINERS.twins
 
 
-def _trainer(model, loss: str, learning_rate: float, lr_decay: float | None,
-             x: np.ndarray, y: np.ndarray):
+def _trainer(model, loss: str, rate: tuple, x: np.ndarray, y: np.ndarray):
     """A compiled model of ``model``'s architecture with a fresh optimizer: the one this
     thread kept from an earlier training with the same settings (its optimizer and
     metric variables set back to their values before any step), else a new one. A model
@@ -144,8 +154,8 @@ def _trainer(model, loss: str, learning_rate: float, lr_decay: float | None,
     changes no random number a caller draws later."""
     config = _config(model)
     if config is None:
-        return _compiled(model, loss, learning_rate, lr_decay, x, y)
-    key = (_architecture(model, config), json.dumps([loss, learning_rate, lr_decay]))
+        return _compiled(model, loss, rate, x, y)
+    key = (_architecture(model, config), json.dumps([loss, *rate]))
     kept = _kept()
     if key in kept:
         twin, fresh = kept.pop(key)
@@ -157,7 +167,7 @@ def _trainer(model, loss: str, learning_rate: float, lr_decay: float | None,
             twin = type(model).from_config(config)
         finally:
             random.setstate(state)
-        _compiled(twin, loss, learning_rate, lr_decay, x, y)
+        _compiled(twin, loss, rate, x, y)
         fresh = [v.numpy() for v in _training_variables(twin)]
     kept[key] = (twin, fresh)
     while len(kept) > KEEP_TRAINERS:

@@ -9,9 +9,18 @@ Verdicts (``VERDICTS``):
 * **not reproduced**: the interval excludes the paper's number, or the ordering is reversed
   (the whole paired interval below 0);
 * **not distinguishable**: the interval is too wide to say (its width is shown);
-* **not testable here**: the runs needed are missing, or they differ from the paper's
-  setup in what the claim is about (e.g. random instead of ImageNet weights); what the
-  numbers alone would say is given in ``why``.
+* **not testable here**: the runs needed are missing, or they are not of the setup the
+  claim is about (``paper.SETUPS``: e.g. random instead of pretrained weights); what the
+  numbers alone would say is given in ``why``. A claim is never *not reproduced* on runs of
+  another setup;
+* **shortcut in the data** / **no shortcut found**: the lungs audit's own outcomes. It
+  trains a *new* model on lungs-blanked images, so it measures the data (can a model
+  succeed without the lungs?), not where the paper's network looks.
+
+A claim of several parts (one backbone against three, or two metrics) shows every part in
+``why``; its verdict is the weakest part's, a refuting part first (``combine``), and each
+part is judged on runs of the claim's setup alone (a random AlexNet makes its own part not
+testable, not its neighbours).
 
 Every interval is a percentile bootstrap over patients (``metrics.cluster_bootstrap_ci``);
 paired comparisons put model A and model B on the same test patients or images and
@@ -28,7 +37,10 @@ import pandas as pd
 from cxrlib import compare, paper
 from cxrlib.metrics import binary_scorer, cluster_bootstrap_ci
 
-VERDICTS = ("reproduced", "not reproduced", "not distinguishable", "not testable here")
+VERDICTS = ("reproduced", "not reproduced", "not distinguishable", "not testable here",
+            "shortcut in the data", "no shortcut found")
+#: The compact verdict table (the README's): the long reason stands in its own column, ``why``.
+COMPACT = ("claim", "paper's value", "ours", "95% CI", "verdict")
 MAX_CI_WIDTH = 0.20  # wider than 20 points: cannot tell the paper's number from its neighbours
 N_RESAMPLES = 1000
 PROGNET_SCORES = {"model": "survival_score", "last_image": "score_last_image",
@@ -72,13 +84,19 @@ def above_verdict(low: float, high: float, bar: float) -> tuple[str, str]:
     return "not distinguishable", f"our interval includes {bar:.3f} (width {high - low:.2f})"
 
 
+#: Which part's verdict a claim of several parts takes: a refuting part first (a claim one
+#: part refutes is refuted, whatever its other parts), then a part that cannot be tested.
+COMBINE_ORDER = ("not reproduced", "not testable here", "not distinguishable", "reproduced")
+
+
 def combine(parts: list[tuple[str, str]]) -> tuple[str, str]:
-    """One verdict for a claim made of several comparisons: every part must hold."""
-    verdicts = [v for v, _ in parts]
-    for verdict in ("not testable here", "not reproduced", "not distinguishable"):
-        if verdict in verdicts:
-            return verdict, "; ".join(w for v, w in parts if v == verdict)
-    return "reproduced", "; ".join(w for _, w in parts)
+    """One verdict for a claim made of several comparisons: every part must hold, a part
+    that refutes it is never hidden, and every part is shown (``part: verdict, why``)."""
+    if not parts:
+        return "not testable here", "no part of the claim could be computed"
+    verdicts = {v for v, _ in parts}
+    verdict = next(v for v in COMBINE_ORDER if v in verdicts)
+    return verdict, "; ".join(f"{w} [{v}]" for v, w in parts)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -134,8 +152,9 @@ class Runs:
         return self.detector[self.detector["model"] == name] if len(self.detector) else self.detector
 
     def weights(self, backbone: str) -> str:
+        """The pretrained weights of a backbone's runs ("imagenet", "file <name>", "none")."""
         runs = self.prognet_runs
-        chosen = runs[runs["backbone"] == backbone]["weights"].unique() if len(runs) else []
+        chosen = runs[runs["backbone"] == backbone]["pretrained"].unique() if len(runs) else []
         return ", ".join(sorted(chosen)) or "?"
 
     def base(self, model: str) -> str:
@@ -156,21 +175,48 @@ def _audits(results_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _setup_gap(claim: dict, runs: Runs) -> str:
-    """Why these runs cannot test a claim about the paper's own setup ('' if they can)."""
-    if not claim.get("needs_paper_setup"):
+IMAGENET_INFERENCE = ("ImageNet weights are our reading: the ProgNet paper names no "
+                      "pre-training")
+
+
+PRETRAINED_GAP = "the paper's CNNs were pretrained"
+
+
+def _setup_gap(claim: dict, runs: Runs, subjects: tuple = (), short: bool = False) -> str:
+    """Why these runs are not of the setup ``claim`` is about ('' if they are): for a
+    ProgNet claim about its networks, every backbone among ``subjects`` (default: the
+    claim's own) must carry pretrained weights; for a detector claim, the runs must have
+    trained Table 2's network end to end. ``short``: without the reason (one part of a
+    claim whose reason is given once)."""
+    if claim["setup"] != "paper":
         return ""
     if claim["paper"] == "prognet":
-        backbones = [claim.get("backbone") or claim["better"], *claim.get("worse", ())]
-        gaps = sorted({runs.weights(b) for b in backbones
-                       if b in paper.PROGNET and runs.weights(b) != "imagenet"})
-        return (f"the paper's CNNs carried ImageNet weights, these runs {' / '.join(gaps)}"
-                if gaps else "")
+        backbones = subjects or (claim.get("backbone") or claim["better"], *claim.get("worse", ()))
+        gaps = sorted({f"{b}: {runs.weights(b)}" for b in backbones  # any random run: a gap
+                       if b in paper.PROGNET and {"none", "?"} & set(runs.weights(b).split(", "))})
+        if not gaps:
+            return ""
+        reason = "" if short else f"{PRETRAINED_GAP} ({IMAGENET_INFERENCE}); "
+        return f"{reason}these runs' weights: {', '.join(gaps)}"
     base = runs.base(claim.get("model") or claim["better"])
     if base != "paper":
         return (f"the paper trained Table 2's network end to end; these runs used base {base} "
                 "(frozen features, the CPU mode)")
     return ""
+
+
+def _not_testable(gap: str, verdict: str, why: str) -> tuple[str, str]:
+    """A result on runs of another setup: not testable here, with what the numbers say."""
+    return "not testable here", f"{gap}; the numbers alone say: {verdict} ({why})"
+
+
+def _pretrained_note(claim: dict, runs: Runs) -> str:
+    """The reminder every verdict resting on ImageNet weights for ProgNet carries."""
+    if claim["paper"] != "prognet" or claim["setup"] != "paper":
+        return ""
+    backbones = (claim.get("backbone") or claim["better"], *claim.get("worse", ()))
+    return IMAGENET_INFERENCE if any(runs.weights(b) == "imagenet" for b in backbones
+                                     if b in paper.PROGNET) else ""
 
 
 # --------------------------------------------------------------------------- one claim
@@ -200,26 +246,36 @@ def _prognet_pairs(claim: dict, runs: Runs) -> list[tuple[str, pd.DataFrame, str
 
 
 def _prognet_order(claim: dict, runs: Runs) -> dict:
+    """Each comparison (and metric) is a part with its own verdict; a part whose runs are
+    not of the claim's setup is not testable, and says what its numbers show."""
     if runs.backbone(claim["better"]).empty:
         return {"verdict": "not testable here", "why": f"no {claim['better']} runs"}
     metrics = claim["metric"] if isinstance(claim["metric"], tuple) else (claim["metric"],)
-    parts, shown = [], None
+    parts, shown, gaps = [], None, False
     for worse, rows, a, b in _prognet_pairs(claim, runs):
         if rows.empty:
-            parts.append(("not testable here", f"no {worse} runs on the same seeds"))
+            parts.append(("not testable here", f"vs {worse}: no {worse} runs on the same seeds"))
             continue
+        subjects = (claim["better"],) + ((worse,) if worse in paper.PROGNET else ())
+        gap = _setup_gap(claim, runs, subjects, short=True)
+        gaps = gaps or bool(gap)
         for name in metrics:
             estimate, low, high = _paired(_binary(name), rows["label"].to_numpy(),
                                           rows[a].to_numpy(), rows[b].to_numpy(),
                                           rows["patient_id"].to_numpy())
             verdict, why = order_verdict(low, high)
-            parts.append((verdict, f"vs {worse} ({name}): {estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
-                          + ("" if verdict == "reproduced" else f", {why}")))
+            numbers = f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
+            why = numbers if verdict == "reproduced" else f"{numbers}, {why}"
+            if gap:
+                verdict, why = _not_testable(gap, verdict, why)
+            parts.append((verdict, f"vs {worse} ({name}): {why}"))
             shown = shown or (estimate, low, high)
     verdict, why = combine(parts)
+    if gaps:
+        why = f"{why} ({PRETRAINED_GAP}: {IMAGENET_INFERENCE})"
     estimate, low, high = shown or (np.nan, np.nan, np.nan)
     return {"ours": estimate, "low": low, "high": high, "verdict": verdict, "why": why,
-            "measure": "paired difference"}
+            "measure": "paired difference (first part)" if len(parts) > 1 else "paired difference"}
 
 
 def _detector_arrays(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -259,7 +315,10 @@ def _detector_order(claim: dict, runs: Runs) -> dict:
 
 
 def _lungs(claim: dict, runs: Runs) -> dict:
-    """Blank the lungs: a model that reads the lungs should fall to chance."""
+    """The shortcut audit: a new model trained and tested on lungs-blanked images. Above
+    chance, the data let a model succeed without the lungs ("shortcut in the data"); at
+    chance, this shortcut is not there ("no shortcut found"). Either way it is about the
+    data, not about where the paper's network looks."""
     audits = runs.audits[runs.audits["model"] == claim["model"]] if len(runs.audits) else runs.audits
     if audits.empty:
         return {"verdict": "not testable here", "why": "no shortcut audit in these runs"}
@@ -279,23 +338,35 @@ def _lungs(claim: dict, runs: Runs) -> dict:
         interval = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
         estimate, low, high = hits / n, float(interval.low), float(interval.high)
         how = "Wilson interval, test images taken as independent"
+    measured = (f"a new model trained and tested with the lungs blanked reaches {estimate:.3f} "
+                f"(chance {chance:.3f})")
     if low > chance:
-        verdict, why = "not reproduced", (
-            f"with the lungs blanked the model still reaches {estimate:.3f} against a chance "
-            f"level of {chance:.3f}, and 32-px thumbnails tell the image sources apart "
-            f"{source:.0%} of the time: the accuracy does not need the lungs")
+        verdict, why = "shortcut in the data", (
+            f"{measured}, and 32-px thumbnails tell the image sources apart {source:.0%} of "
+            "the time: these images let a model succeed without the lungs (a confounded "
+            "data set); where the paper's network looks is not measured")
     elif high <= chance + MAX_CI_WIDTH / 2:
-        verdict, why = "reproduced", f"blanking the lungs brings the model to chance ({chance:.3f})"
+        verdict, why = "no shortcut found", (
+            f"{measured}: without the lungs a model does no better than chance here; where "
+            "the paper's network looks is not measured")
     else:
-        verdict, why = "not distinguishable", f"the interval reaches from chance ({chance:.3f}) upwards"
+        verdict, why = "not distinguishable", f"{measured}; the interval reaches from chance upwards"
     return {"ours": estimate, "low": low, "high": high, "verdict": verdict,
-            "why": f"{why} ({how})", "measure": "accuracy, lungs blanked"}
+            "why": f"{why} ({how})", "measure": "accuracy, lungs blanked (new model)"}
 
 
 def judge(claim: dict, runs: Runs) -> dict:
-    """The verdict on one claim, with the numbers behind it."""
+    """The verdict on one claim, with the numbers behind it: judged only on runs of the
+    setup the claim is about (else "not testable here" and what the numbers say)."""
     if claim["paper"] == "prognet":
-        result = (_prognet_value if claim["test"] == "value" else _prognet_order)(claim, runs)
+        if claim["test"] == "value":
+            result = _prognet_value(claim, runs)
+        else:  # each part checks its own setup
+            result = _prognet_order(claim, runs)
+            note = _pretrained_note(claim, runs)
+            if note and note not in result["why"]:
+                result["why"] = f"{result['why']} ({note})"
+            return result
     elif claim["test"] == "order":
         result = _detector_order(claim, runs)
     elif claim["test"] == "lungs":
@@ -304,31 +375,39 @@ def judge(claim: dict, runs: Runs) -> dict:
         result = _detector_value(claim, runs)
     gap = _setup_gap(claim, runs)
     if gap and result["verdict"] != "not testable here":
-        result["why"] = f"{gap}; the numbers alone say: {result['verdict']} ({result['why']})"
-        result["verdict"] = "not testable here"
+        result["verdict"], result["why"] = _not_testable(gap, result["verdict"], result["why"])
+    note = _pretrained_note(claim, runs)
+    if note and note not in result["why"]:
+        result["why"] = f"{result['why']} ({note})"
     return result
 
 
 SOURCES = {"prognet": "prognet_table_ii / prognet_table_i", "detector": "detector_overall"}
 
 
-def verdict_table(results_dir: str | Path) -> pd.DataFrame:
-    """One row per claim: the paper's number, ours with its interval, the verdict and why."""
+def verdict_table(results_dir: str | Path, compact: bool = False) -> pd.DataFrame:
+    """One row per claim: the claim, the paper's number, ours with its 95 % interval and
+    the verdict (``COMPACT``), then the long reason (``why``) and the details (source,
+    measure, setup, interval width, the table it comes from, the claim's key).
+    ``compact=True`` keeps the compact columns and ``why``."""
     runs, rows = Runs(results_dir), []
     for claim in paper.CLAIMS:
         result = judge(claim, runs)
         low, high = result.get("low", np.nan), result.get("high", np.nan)
         rows.append({
             "paper": {"prognet": "ProgNet", "detector": "CNN-LSTM detector"}[claim["paper"]],
-            "claim": claim["claim"], "source": claim["source"],
+            "claim": claim["claim"],
             "paper's value": claim.get("target"),
-            "measure": result.get("measure", claim["metric"] if isinstance(claim["metric"], str)
-                                  else " & ".join(claim["metric"])),
             "ours": None if np.isnan(result.get("ours", np.nan)) else round(result["ours"], 3),
             "95% CI": "" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]",
-            "CI width": None if np.isnan(low) else round(high - low, 3),
             "verdict": result["verdict"], "why": result["why"],
+            "source": claim["source"],
+            "measure": result.get("measure", claim["metric"] if isinstance(claim["metric"], str)
+                                  else " & ".join(claim["metric"])),
+            "setup": claim["setup"],
+            "CI width": None if np.isnan(low) else round(high - low, 3),
             "from": "shortcut_audit" if claim["test"] == "lungs" else SOURCES[claim["paper"]],
             "key": claim["key"],
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table[["paper", *COMPACT, "why", "key"]] if compact else table

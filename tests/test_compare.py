@@ -65,7 +65,7 @@ def test_detector_tables_say_which_base_made_them(tmp_path: Path) -> None:
     assert set(compare.BASE_TITLES) == set(models.DETECTOR_BASES)
     rows = [{"model": "cnn", "base": "paper", "weights": "none", "fold": fold, "class": name,
              "accuracy": 0.9, "macro_f1": 0.9, "specificity": 0.9, "sensitivity": 0.9,
-             "f1": 0.9}
+             "precision": 0.9, "f1": 0.9}
             for fold in (0, 1) for name in compare.CLASSES]
     runs = pd.DataFrame(rows)
     per_class = compare.detector_per_class(runs)

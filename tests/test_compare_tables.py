@@ -76,7 +76,8 @@ def test_prognet_table_i_names_each_rate_by_its_class(results: Path) -> None:
     resnet = table[table["backbone"] == "resnet50"].set_index("rate")
     precision = resnet.loc["predicted survivors who survived: TP/(TP+FP)"]
     assert precision["pooled"] == 1.0 and precision["test patients (pooled)"] == 16
-    assert precision["paper, if positive = survival"] == paper.PROGNET["resnet50"]["tp_rate"]
+    shares = compare.TABLE_I_COLUMNS[("predicted_shares", "survival")]
+    assert precision[shares] == paper.PROGNET["resnet50"]["tp_rate"]
 
 
 def test_detector_tables_from_run_folders(results: Path) -> None:

@@ -100,8 +100,8 @@ def test_detector_setup_and_table_5_match_the_paper_texts() -> None:
 
 
 def test_impossible_cnn_lstm_row_is_flagged() -> None:
-    """Sensitivity 1.00 on 22 COVID-19 images with F1 1.00 leaves no false COVID-19 call,
-    but specificity 0.91 on the other 42 means about 4: the note must say so."""
+    """Read as true specificity: sensitivity 1.00 on 22 COVID-19 images with F1 1.00 leaves
+    no false COVID-19 call, but specificity 0.91 on the other 42 means about 4."""
     row, setup = paper.DETECTOR["cnn_lstm"], paper.DETECTOR_SETUP
     others = setup["test_images"] - setup["test_covid19"]
     false_calls = round(others * (1 - row["specificity"]["covid19"]))
@@ -109,6 +109,49 @@ def test_impossible_cnn_lstm_row_is_flagged() -> None:
     f1 = 2 * tp / (2 * tp + false_calls)
     assert round(f1, 2) < row["f1"]["covid19"] and false_calls > row["misclassified"]
     assert "impossible" in paper.DETECTOR_NOTES["cnn_lstm"]
+    assert "precision" in paper.DETECTOR_NOTES["cnn"]
+
+
+def _shown(value: float) -> set[int]:
+    return {round(100 * value), int(100 * value + 1e-9)}
+
+
+def test_the_matrix_found_for_table_3_reproduces_it_read_as_precision() -> None:
+    """The search's matrix checked by plain arithmetic: read as precision, one matrix of
+    the 64 test images gives every entry of Table 3; read as specificity, fewer."""
+    best, found = compare.published_confusions("cnn")
+    assert best == len(compare.published_entry_names()) and len(found) == 1
+    matrix, printed = found[0], paper.DETECTOR["cnn"]
+    assert matrix.sum() == paper.DETECTOR_SETUP["test_images"]
+    assert matrix[0].sum() == paper.DETECTOR_SETUP["test_covid19"]
+    for c, name in enumerate(detector.CLASSES):
+        hit, called, true = matrix[c, c], matrix[:, c].sum(), matrix[c].sum()
+        assert round(100 * printed["specificity"][name]) in _shown(hit / called)
+        assert round(100 * printed["sensitivity"][name]) in _shown(hit / true)
+        assert round(100 * printed["f1"][name]) in _shown(2 * hit / (called + true))
+    assert matrix.sum() - np.trace(matrix) == printed["misclassified"]
+    assert compare.published_confusions("cnn", first="specificity")[0] < best
+
+
+def test_a_changed_entry_is_flagged_as_a_misprint(monkeypatch) -> None:
+    """Table 3 as printed has no misprint; change one number and it is the one flagged."""
+    assert not compare.published_entries("cnn").filter(like="misprint").any().any()
+    changed = {**paper.DETECTOR["cnn"], "f1": {**paper.DETECTOR["cnn"]["f1"], "normal": 0.99}}
+    monkeypatch.setitem(paper.DETECTOR, "cnn", changed)
+    entries = compare.published_entries("cnn")
+    flagged = entries[entries.filter(like="misprint").any(axis=1)]
+    assert flagged[["entry", "class"]].values.tolist() == [["f1", "normal"]]
+
+
+def test_no_matrix_reproduces_all_of_table_4() -> None:
+    """Every best matrix of Table 4 leaves entries out; each family names them, and the
+    entries table marks exactly those."""
+    families = compare.published_families("cnn_lstm")
+    assert families and all(f["reproduces"] < len(compare.published_entry_names()) and f["left out"]
+                           for f in families)
+    entries = compare.published_entries("cnn_lstm")
+    for k, family in enumerate(families, start=1):
+        assert entries[f"misprint if matrix {k}"].sum() == len(family["left out"])
 
 
 # --------------------------------------------------------------------------- profiles
@@ -201,10 +244,16 @@ def test_table_i_names_each_rate_and_sets_the_paper_beside_the_matching_one() ->
     table = compare.prognet_table_i(runs_table, predictions).set_index("rate")
     assert table.loc["survivors found: TP/(TP+FN)", "pooled"] == 0.8
     assert table.loc["deaths found: TN/(TN+FP)", "pooled"] == pytest.approx(0.667, abs=1e-3)
-    assert pd.isna(table.loc["survivors found: TP/(TP+FN)", "paper, if positive = survival"])
+    shares = {p: compare.TABLE_I_COLUMNS[("predicted_shares", p)] for p in ("survival", "death")}
+    swapped = {p: compare.TABLE_I_COLUMNS[("swapped_headers", p)] for p in ("survival", "death")}
+    found = table.loc["survivors found: TP/(TP+FN)"]
+    assert pd.isna(found[shares["survival"]])  # a sensitivity is no share of a predicted class
+    assert found[swapped["survival"]] == paper.PROGNET["vgg16"]["tp_rate"]
+    assert found[swapped["death"]] == paper.PROGNET["vgg16"]["tn_rate"]
     ppv = table.loc["predicted survivors who survived: TP/(TP+FP)"]
-    assert ppv["paper, if positive = survival"] == paper.PROGNET["vgg16"]["tp_rate"]
-    assert ppv["paper, if positive = death"] == paper.PROGNET["vgg16"]["tn_rate"]
+    assert ppv[shares["survival"]] == paper.PROGNET["vgg16"]["tp_rate"]
+    assert ppv[shares["death"]] == paper.PROGNET["vgg16"]["tn_rate"]
+    assert pd.isna(ppv[swapped["survival"]])
 
 
 def test_lr_decay_is_keras_2_decay() -> None:
@@ -224,8 +273,52 @@ def test_l2_reading_adds_a_penalty_and_bad_values_are_refused() -> None:
     assert not plain.losses and len(penalised.losses) >= 5
     with pytest.raises(ConfigError, match="l2"):
         models.build_prognet_head(8, l2=-1)
-    with pytest.raises(ConfigError, match="lr_decay"):
-        prognet.Config(lr_decay=-1.0, weights=None).check()
+    with pytest.raises(ConfigError, match="weight_decay"):
+        prognet.Config(weight_decay=-1.0, weights=None).check()
+    with pytest.raises(ConfigError, match="weight_decay_reading"):
+        prognet.Config(weight_decay_reading="adam", weights=None).check()
+
+
+def test_decoupled_decay_shrinks_each_weight_by_the_decay_per_step() -> None:
+    """AdamW as Loshchilov & Hutter define it: with a zero gradient (no Adam step), one
+    step multiplies every weight by 1 - decay, whatever the learning rate."""
+    import keras
+
+    from cxrlib import training
+
+    for learning_rate in (1e-4, 1e-2):
+        weight = keras.Variable(np.full((3,), 2.0, dtype="float32"))
+        optimizer = training.make_optimizer(learning_rate, decoupled_decay=1e-2)
+        optimizer.apply_gradients([(keras.ops.zeros((3,)), weight)])
+        assert np.asarray(weight) == pytest.approx(2.0 * (1 - 1e-2), rel=1e-6)
+    plain = keras.Variable(np.full((3,), 2.0, dtype="float32"))
+    training.make_optimizer(1e-4).apply_gradients([(keras.ops.zeros((3,)), plain)])
+    assert np.asarray(plain) == pytest.approx(2.0)  # no reading on: the weight stays
+
+
+@pytest.mark.parametrize("reading", sorted(prognet.WEIGHT_DECAY_READINGS))
+def test_one_number_three_readings(reading: str) -> None:
+    """The paper's 1e-4 goes to exactly one of the three mechanisms."""
+    config = prognet.Config(weights=None, weight_decay_reading=reading).check()
+    used = {name: getattr(config, name) for name in ("lr_decay", "l2", "decoupled_decay")}
+    on = {"lr_decay": "lr_decay", "l2": "l2", "decoupled": "decoupled_decay"}[reading]
+    assert used == {name: (paper.PROGNET_SETUP["weight_decay"] if name == on else 0.0) for name in used}
+
+
+def test_runs_recorded_with_the_old_knobs_keep_their_reading() -> None:
+    assert prognet.config_from({"weights": None, "lr_decay": 1e-4, "l2": 0.0}).lr_decay == 1e-4
+    old_l2 = prognet.config_from({"weights": None, "lr_decay": 0.0, "l2": 1e-3})
+    assert (old_l2.weight_decay_reading, old_l2.l2, old_l2.lr_decay) == ("l2", 1e-3, 0.0)
+
+
+def test_a_per_seed_cnn_draw_gives_each_seed_its_own_random_cnn() -> None:
+    shared = [prognet.Config(weights=None, seed=k).check().feature_spec() for k in (0, 3)]
+    own = [prognet.Config(weights=None, seed=k, cnn_draw="per_seed").check().feature_spec()
+           for k in (0, 3)]
+    assert shared[0].key() == shared[1].key()
+    assert own[0].key() != own[1].key() and own[1].init_seed == 3
+    with pytest.raises(ConfigError, match="cnn_draw"):
+        prognet.Config(weights=None, cnn_draw="each").check()
 
 
 def test_cohort_summary_states_both_cohorts(tiny_data: Path) -> None:
