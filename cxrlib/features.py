@@ -37,7 +37,8 @@ from tqdm import tqdm
 
 from cxrlib.errors import DataError, ImageError
 from cxrlib.images import blank_center, load_image, scale_pixels
-from cxrlib.io import instruction_set, intra_op_threads, write_bytes, write_npy
+from cxrlib.io import write_bytes, write_npy
+from cxrlib.machine import instruction_set, intra_op_threads
 
 log = logging.getLogger(__name__)
 

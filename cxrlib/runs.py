@@ -307,12 +307,18 @@ def _record_final_path(out_dir: Path) -> None:
 
 
 def check_parameters(name: str, parameters: Mapping[str, Any]) -> None:
-    """Raise ``ConfigError`` for parameter names the notebook does not have."""
+    """Raise ``ConfigError`` for parameter names the notebook does not have, and for
+    values an experiment's ``Config.check`` refuses."""
     known = notebook_defaults(name)
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise ConfigError(f"{notebook_path(name).name} has no parameter(s) {unknown}; "
                           f"its parameters are: {', '.join(sorted(known))}")
+    if name in ("prognet", "detector"):  # values too, before a kernel starts
+        from cxrlib import detector, prognet
+
+        experiment = {"prognet": prognet, "detector": detector}[name]
+        experiment.config_from({**known, **parameters})
 
 
 def execute_in_place(name: str, output: str | Path, parameters: Mapping[str, Any],

@@ -271,32 +271,6 @@ def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
 
 
-def time_steps(model, x: np.ndarray, y: np.ndarray, steps: int = 3, warmup: int = 1, *,
-               loss: str, learning_rate: float = 1e-4) -> dict:
-    """Median wall time of ``steps`` training steps (``train_on_batch``) and of ``steps``
-    prediction batches (``predict_on_batch``) on (x, y), after ``warmup`` untimed ones
-    of each; also the first (tracing) step's time when ``warmup`` > 0."""
-    import time
-
-    model.compile(optimizer=make_optimizer(learning_rate, None), loss=loss)
-
-    def clock(call) -> list[float]:
-        times = []
-        for _ in range(warmup + steps):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
-        return times
-
-    train = clock(lambda: model.train_on_batch(x, y))
-    predict = clock(lambda: model.predict_on_batch(x))
-    return {"train_step_s": float(np.median(train[warmup:])),
-            "predict_step_s": float(np.median(predict[warmup:])),
-            "first_step_s": float(train[0]) if warmup else None, "steps": steps,
-            "warmup": warmup, "train_step_times": train[warmup:],
-            "predict_step_times": predict[warmup:]}
-
-
 # --------------------------------------------------------------------------- saving
 def save_keras(model, path: str | Path) -> Path:
     """Save a Keras model's architecture and weights (not the optimizer's state, which

@@ -113,7 +113,9 @@ def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path,
     small = {"image_size": 32, "batch_size": 4, "epochs": 10}
     plan = batch.plan("paper-gpu", tmp_path, tmp_path / "out", backbones=[], folds=[0, 1],
                       overrides=small)
-    cost = batch.end_to_end_cost(plan, steps=1)
+    from cxrlib.cost import cost_message
+
+    cost = batch.end_to_end_cost(plan, steps=1, progress=False)
     assert fixed_step_cost == [(kind, "paper", True, 32, 4, 10, 1, 1)
                                for kind in ("cnn", "cnn_lstm")]
     assert list(cost["model"]) == ["cnn", "cnn_lstm"] and (cost["runs"] == 2).all()
@@ -122,7 +124,7 @@ def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path,
     epoch_s = FIXED_EPOCH_S_AT_BATCH_4
     assert (cost["s_per_epoch"] == epoch_s).all() and cost["audit"].all()
     assert cost["hours"].tolist() == pytest.approx([2 * 2 * 10 * epoch_s / 3600] * 2)
-    message = batch.cost_message(cost)
+    message = cost_message(cost)
     assert "0.50 s/step" in message and "x 10 epochs x 2 run(s)" in message
     assert f"total: {cost['hours'].sum():.1f} h" in message and "PU" in message  # CPU or GPU
     frozen = batch.plan("quick", tmp_path, tmp_path / "out", backbones=[], overrides=small)

@@ -14,16 +14,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cxrlib"
 
 FLOORS = {
     # 1. input/output and errors, paper facts and shared names
-    "__init__": 1, "errors": 1, "io": 1, "names": 1, "paper": 1,
+    "__init__": 1, "errors": 1, "io": 1, "machine": 1, "names": 1, "paper": 1,
     # 2. images, data tables, splits, models, metrics (and where the data comes from)
     "images": 2, "data": 2, "splits": 2, "models": 2, "metrics": 2, "download": 2,
     "sample": 2,
-    # 3. features (the cache) and training
-    "features": 3, "training": 3,
-    # 4. experiments: each prepares, trains, evaluates and saves
-    "prognet": 4, "detector": 4,
+    # 3. features (the cache), feature series and baselines, training, explanations
+    "features": 3, "sequences": 3, "training": 3, "explain": 3,
+    # 4. experiments: each prepares, trains, evaluates and saves; what a run will cost
+    "prognet": 4, "detector": 4, "cost": 4,
     # 5. readers of finished runs
-    "compare": 5, "verdict": 5, "qualitative": 5, "explain": 5, "predict": 5, "plots": 5,
+    "compare": 5, "verdict": 5, "qualitative": 5, "predict": 5, "plots": 5,
     # 6. running notebooks and the command line
     "runs": 6, "batch": 6, "readme": 6, "cli": 6,
 }
@@ -77,4 +77,5 @@ def test_imports_have_no_cycle() -> None:
 def test_the_checker_sees_function_level_imports() -> None:
     assert "plots" in GRAPH["cli"] and "explain" in GRAPH["plots"]  # both inside functions
     assert "runs" not in GRAPH["prognet"] | GRAPH["detector"] | GRAPH["compare"]
+    assert not {"prognet", "detector"} & GRAPH["predict"]  # predict needs no experiment
     assert "plots" not in GRAPH["runs"]
