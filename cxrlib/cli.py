@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.verbose:
             return args.func(args)
-        from cxrlib.runs import quiet_native_stderr
+        from cxrlib.quiet import quiet_native_stderr
 
         with quiet_native_stderr():
             return args.func(args)
