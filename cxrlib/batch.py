@@ -22,7 +22,6 @@ runs are there.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -451,56 +450,3 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
         "phases_s": {name: round(seconds, 1) for name, seconds in timer.seconds.items()},
         "counts": table["status"].value_counts().to_dict(), "environment": machine.environment()})
     return table
-
-
-def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``cxr batch``."""
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="sample")
-    parser.add_argument("--data-dir", type=Path, default=Path("data/sample"))
-    parser.add_argument("--out", type=Path, help="default: results/<profile>")
-    parser.add_argument("--cache-dir", type=Path, help="default: <out>/.cache/features")
-    parser.add_argument("--backbones", nargs="+", help=f"subset of {', '.join(BACKBONES)}")
-    parser.add_argument("--seeds", nargs="+", type=int)
-    parser.add_argument("--models", nargs="+", help=f"subset of {', '.join(DETECTOR_MODELS)}")
-    parser.add_argument("--folds", nargs="+", type=int)
-    parser.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                        help="a notebook parameter for every run that has it (repeatable)")
-    parser.add_argument("--workers", type=int, help="parallel runs (default: what fits)")
-    parser.add_argument("--executor", choices=["local", "dask"], default="local")
-    parser.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
-    parser.add_argument("--no-reports", action="store_true", help="skip the report chapters")
-    parser.add_argument("--fresh-kernels", action="store_true",
-                        help="start a fresh kernel for every notebook instead of one warm "
-                             "kernel per worker (slower; the same numbers)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--estimate", action="store_true",
-                        help="print the expected cost of end-to-end detector runs and stop")
-
-
-def run_batch_from_args(args: argparse.Namespace) -> int:
-    """``cxr batch``: run, print the summary, exit 0 only if everything succeeded."""
-    overrides = {name: runs.parse_value(value) for name, value in args.param or []}
-    out = args.out or Path("results") / args.profile
-    if args.estimate:
-        from cxrlib.cost import cost_message
-
-        cost = end_to_end_cost(plan(args.profile, args.data_dir, out, backbones=args.backbones,
-                                    seeds=args.seeds, models=args.models, folds=args.folds,
-                                    overrides=overrides, cache_dir=args.cache_dir))
-        print("no end-to-end detector runs to estimate" if cost is None else cost_message(cost))
-        return 0
-    table = run_batch(args.profile, args.data_dir, out, workers=args.workers,
-                      executor=args.executor, scheduler=args.scheduler,
-                      reports=not args.no_reports, progress=not args.quiet,
-                      warm_kernels=not args.fresh_kernels,
-                      backbones=args.backbones, seeds=args.seeds, models=args.models,
-                      folds=args.folds, overrides=overrides, cache_dir=args.cache_dir)
-    counts = table["status"].value_counts().to_dict()
-    print(f"\n{len(table)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    failed = table[table["status"] == "failed"]
-    for row in failed.itertuples():
-        where = (f"notebook with the error: {row.notebook}" if row.notebook
-                 else "its parameters failed the check; it never started")
-        print(f"FAILED {row.run}: {row.error}\n  {where}")
-    print(f"summary: {Path(out) / 'batch_summary.csv'}")
-    return 1 if len(failed) else 0

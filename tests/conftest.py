@@ -159,12 +159,12 @@ def tiny_runs(sample_dir: Path, tiny_cache: Path,
     finished runs, their models saved. Tests that use it join the xdist group
     "tiny_runs" (one process builds and reads it). The reports some of them run write
     beside the runs, never into them."""
-    from cxrlib import batch, cli
+    from cxrlib import cli
 
     out = tmp_path_factory.mktemp("runs") / "results"
     args = cli.build_parser().parse_args(
         ["batch", *tiny_batch_args(sample_dir, tiny_cache), "--out", str(out)])
-    assert batch.run_batch_from_args(args) == 0
+    assert cli.cmd_batch(args) == 0
     return out
 
 
