@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxrlib.io import usable_cpus
+from cxrlib.machine import usable_cpus
 from benchmarks.stats import per_second, summarize, timed
 
 RATIO_GOAL = 0.9
