@@ -98,7 +98,7 @@ def compute_environment() -> str:
     instruction set and TensorFlow's intra-op thread count (e.g. ``avx2-2threads``). The
     sample cohort's ResNet50 and AlexNet features all differ (by up to 7e-6) between one
     thread and two, and the same count always gives the same bytes
-    (benchmarks/README.md, 2026-12-07)."""
+    (``tests/test_features.py``)."""
     return f"{instruction_set()}-{intra_op_threads()}threads"
 
 

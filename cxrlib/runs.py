@@ -102,7 +102,7 @@ def parse_value(text: str) -> Any:
 #: namespace and execution counter, no Keras models or open figures left over, then one
 #: garbage collection. IPython's reset collects too (before it clears the namespace), and
 #: a full collection walks every object the imports made (TensorFlow, Keras, pandas: about
-#: 0.4 s each time on this project's CPU), so the first reset freezes what has survived it
+#: 0.4 s each time on a 2-core CPU), so the first reset freezes what has survived it
 #: (``gc.freeze``: the modules and what they keep, alive as long as the kernel) and the
 #: later collections walk only what the runs since then made (about 0.05 s).
 RESET_CODE = """\
