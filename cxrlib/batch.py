@@ -237,11 +237,16 @@ def fetch_weights(batch: Batch) -> None:
     so that a machine without network stops here, before any run, with one line."""
     from cxrlib import models
 
-    for backbone in imagenet_backbones(batch):
+    needed = imagenet_backbones(batch)
+    for backbone in needed:
         try:
             models.build_backbone(backbone, models.MIN_IMAGE_SIZE, "imagenet", None)
         except Exception as err:  # noqa: BLE001 - Keras raises a bare Exception
             raise ConfigError(weights_message(backbone, err)) from None
+    if needed:  # the networks were only built to fetch their weights
+        import keras
+
+        keras.backend.clear_session()
 
 
 def weights_message(backbone: str, err: BaseException) -> str:
