@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import shlex
 import shutil
 import sys
@@ -170,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     result.update({"started": machine.now(), "spread": SPREAD, "settings": settings,
                    "command": " ".join(["python -m benchmarks", shlex.join(argv)]).strip(),
                    "data": {"shown": shown(data_dir), "kind": kind},
-                   "machine": machine_info(), "versions": machine.versions()})
+                   "machine": machine_info(),
+                   "versions": {"python": platform.python_version(), **machine.versions()}})
     work = Path(tempfile.mkdtemp(prefix="cxr-bench-", dir=args.work_dir))
     log(f"data: {shown(data_dir)} ({kind}); work folder: {work}")
     try:
