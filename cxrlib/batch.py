@@ -4,7 +4,9 @@
 
 ``paper-gpu`` runs the detector as published (Table 2's base trained end to end); before
 it starts, ``cxr batch`` prints the grid's expected cost measured from a few real training
-steps on this machine (``--estimate`` prints it and stops).
+steps on this machine (``--estimate`` prints it and stops). ImageNet weights the runs
+load are fetched before any run starts (``fetch_weights``): without network the batch
+stops there, in one line naming the file and the ways out.
 
 Layout under ``--out``: ``prognet/<backbone>/seed-<k>/`` and ``detector/<model>/fold-<k>/``
 (each an executed notebook plus its files), then ``01_data_exploration.ipynb`` (its
