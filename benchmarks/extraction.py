@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxrlib.io import usable_cpus
+from cxrlib.machine import usable_cpus
 from benchmarks.stats import per_second, summarize, timed
 
 RATIO_GOAL = 0.9
@@ -152,11 +152,6 @@ def run(data_dir: str | Path, backbones: list[str], image_size: int, images: int
     paths = pick_paths(data_dir, images)
     result = {"image_size": image_size, "images": len(paths), "batch_size": batch_size,
               "decode_threads": threads, "repeats": repeats, "goal": RATIO_GOAL,
-              "ratio_definition": "median over repetitions of (extract_features images/s "
-                                  "/ predict_on_batch images/s), measured back to back",
-              "ceiling_definition": "cores/predict / (cores/predict + 1/decode): the ratio "
-                                    "if decoding (1 thread) and a model that keeps every "
-                                    "core busy overlapped perfectly on the same cores",
               "backbones": {}}
     for backbone in backbones:
         block = measure_backbone(backbone, paths, image_size, repeats, work_dir,

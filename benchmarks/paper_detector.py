@@ -2,8 +2,8 @@
 
 A few real training steps (forward and backward, a batch of ``batch_size`` images at
 ``image_size``, augmentation inside the graph) and prediction batches of each model
-(``cxrlib.detector.measure_step_cost``, the function ``cxr batch`` uses to print its
-estimate), extrapolated with ``detector.estimate_cost`` to the paper's grid: 421 images,
+(``cxrlib.cost.measure_step_cost``, the function ``cxr batch`` uses to print its
+estimate), extrapolated with ``cost.estimate_cost`` to the paper's grid: 421 images,
 5 folds x 2 models x 200 epochs, each run also training the shortcut audit's own network.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ def run(image_size: int, batch_size: int, steps: int, log=print) -> dict:
     and the extrapolated 5-fold x 2-model grid (with and without the audit runs)."""
     import tensorflow as tf
 
-    from cxrlib.io import usable_cpus
-    from cxrlib import detector
+    from cxrlib import cost, detector
+    from cxrlib.machine import usable_cpus
 
     defaults = detector.Config()
     n_images = sum(defaults.class_counts().values())
@@ -28,23 +28,23 @@ def run(image_size: int, batch_size: int, steps: int, log=print) -> dict:
              "models": {}}
     grid = {"with_audit_s": 0.0, "without_audit_s": 0.0}
     for kind in ("cnn", "cnn_lstm"):
-        config = detector.Config(model=kind, base="paper", weights=None, trainable=True,
-                                 image_size=image_size, batch_size=batch_size).check()
+        config = detector.Config(model=kind, base="paper", image_size=image_size,
+                                 batch_size=batch_size).check()
         log(f"paper_detector: {kind}, {steps} step(s) at {image_size} px, batch {batch_size}")
-        step = detector.measure_step_cost(config, steps=steps, warmup=1)
-        cost = detector.estimate_cost(step, n_images, config.n_folds, config.epochs,
-                                      runs=config.n_folds)
-        alone = detector.estimate_cost(step, n_images, config.n_folds, config.epochs,
+        step = cost.measure_step_cost(config, steps=steps, warmup=1)
+        grid_cost = cost.estimate_cost(step, n_images, config.n_folds, config.epochs,
+                                       runs=config.n_folds)
+        alone = cost.estimate_cost(step, n_images, config.n_folds, config.epochs,
                                        runs=config.n_folds, audit=False)
         block["models"][kind] = {
             "train_step_s": summarize(step["train_step_times"]),
             "predict_step_s": summarize(step["predict_step_times"]),
             "first_step_s": step["first_step_s"],
-            "train_steps_per_epoch": cost["train_steps_per_epoch"],
-            "epoch_s": cost["epoch_s"], "folds_s": alone["total_s"],
-            "folds_with_audit_s": cost["total_s"]}
+            "train_steps_per_epoch": grid_cost["train_steps_per_epoch"],
+            "epoch_s": grid_cost["epoch_s"], "folds_s": alone["total_s"],
+            "folds_with_audit_s": grid_cost["total_s"]}
         grid["without_audit_s"] += alone["total_s"]
-        grid["with_audit_s"] += cost["total_s"]
+        grid["with_audit_s"] += grid_cost["total_s"]
     block["grid"] = {**grid, "without_audit_hours": grid["without_audit_s"] / 3600,
                      "with_audit_hours": grid["with_audit_s"] / 3600}
     return block

@@ -261,14 +261,6 @@ def run(data_dir: str | Path, backbones: list[str], image_size: int, repeats: in
     result = {
         "image_size": image_size, "repeats": repeats, "naive_epochs_measured": naive_epochs,
         "cached_epochs_measured": cached_epochs, "target_seeds": seeds, "target_epochs": epochs,
-        "note": (f"naive: measured {naive_epochs} epoch(s) of seed 0; its cost for {epochs} "
-                 f"epochs = first-epoch overhead + {epochs} x median of the later epochs, "
-                 f"per seed, x {seeds} seeds (linear scaling). cached: one cold extraction "
-                 f"of every cohort image + {seeds} x the median train_and_predict time at "
-                 f"{cached_epochs} epochs over {repeats} seed(s)"
-                 + ("" if cached_epochs == epochs else
-                    f", plus {epochs - cached_epochs} x the head's median steady epoch")
-                 + ". Backbone build time excluded on both sides."),
         "backbones": {},
     }
     for name in backbones:

@@ -9,4 +9,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from cxrlib.errors import CxrError, ConfigError, DataError, ImageError  # noqa: F401
+from cxrlib.quiet import quiet_tensorflow_import
+
+quiet_tensorflow_import()  # before any module of the package can load TensorFlow
+
+from cxrlib.errors import CxrError, ConfigError, DataError, ImageError  # noqa: E402,F401

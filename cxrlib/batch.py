@@ -4,7 +4,9 @@
 
 ``paper-gpu`` runs the detector as published (Table 2's base trained end to end); before
 it starts, ``cxr batch`` prints the grid's expected cost measured from a few real training
-steps on this machine (``--estimate`` prints it and stops).
+steps on this machine (``--estimate`` prints it and stops). ImageNet weights the runs
+load are fetched before any run starts (``fetch_weights``): without network the batch
+stops there, in one line naming the file and the ways out.
 
 Layout under ``--out``: ``prognet/<backbone>/seed-<k>/`` and ``detector/<model>/fold-<k>/``
 (each an executed notebook plus its files), then ``01_data_exploration.ipynb`` (its
@@ -22,10 +24,10 @@ runs are there.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -36,7 +38,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 from tqdm import tqdm
 
-from cxrlib import io, paper, runs
+from cxrlib import io, machine, paper, runs
 from cxrlib.errors import ConfigError, CxrError
 from cxrlib.names import BACKBONES, DETECTOR_MODELS, IMAGENET_BACKBONES
 
@@ -213,54 +215,56 @@ def run_parameters(run: Run) -> dict:
     return {**runs.notebook_defaults(run.notebook), **run.parameters}
 
 
-def end_to_end_cost(batch: Batch, steps: int = 2) -> pd.DataFrame | None:
-    """Expected cost of the batch's unfinished end-to-end detector runs (``trainable``, as
-    every ``base="paper"`` run), one row per model, from ``steps`` real training steps of
-    it on this machine (``detector.measure_step_cost``) extrapolated to its runs' epochs,
-    folds and shortcut audits. None when there is no such run."""
-    from cxrlib import detector
+def end_to_end_cost(batch: Batch, steps: int = 2, progress: bool = True) -> pd.DataFrame | None:
+    """Expected cost of the batch's unfinished end-to-end detector runs
+    (``cost.batch_cost``); None when there is no such run."""
+    from cxrlib import cost, detector
 
-    configs = [detector.config_from(run_parameters(run))
-               for run in batch.runs
-               if run.notebook == "detector" and not runs.is_finished(run.out_dir)]
-    configs = [c for c in configs if c.trainable]
-    rows = []
-    for kind in sorted({c.model for c in configs}):
-        group = [c for c in configs if c.model == kind]
-        config = group[0]
-        step = detector.measure_step_cost(config, steps)
-        counts = config.class_counts().values()
-        n_images = (sum(counts) if "all" not in counts
-                    else len(detector.dataset(batch.data_dir, config)))
-        cost = detector.estimate_cost(step, n_images, config.n_folds, config.epochs,
-                                      runs=len(group), audit=config.shortcut_audit)
-        rows.append({"model": kind, "base": config.base, "image_size": config.image_size,
-                     "batch_size": config.batch_size, "images": n_images,
-                     "s_per_step": step["train_step_s"], "s_per_epoch": cost["epoch_s"],
-                     "epochs": config.epochs, "runs": len(group),
-                     "audit": config.shortcut_audit, "hours": cost["total_hours"]})
-    if rows:  # free the measured networks before the runs' kernels start
+    return cost.batch_cost([detector.config_from(run_parameters(run)) for run in batch.runs
+                            if run.notebook == "detector" and not runs.is_finished(run.out_dir)],
+                           batch.data_dir, steps, progress)
+
+
+def imagenet_backbones(batch: Batch) -> list[str]:
+    """The backbones whose ImageNet weights the batch's unfinished runs load."""
+    needed = set()
+    for run in batch.runs:
+        weights = run.parameters.get("weights", runs.notebook_defaults(run.notebook).get("weights"))
+        if weights != "imagenet" or runs.is_finished(run.out_dir):
+            continue
+        parameters = run_parameters(run)
+        needed.add(parameters["backbone"] if run.notebook == "prognet" else parameters["base"])
+    return sorted(needed & set(IMAGENET_BACKBONES))
+
+
+def fetch_weights(batch: Batch) -> None:
+    """Make sure Keras has the ImageNet weights the runs need (fetched now if missing),
+    so that a machine without network stops here, before any run, with one line."""
+    from cxrlib import models
+
+    needed = imagenet_backbones(batch)
+    for backbone in needed:
+        try:
+            models.build_backbone(backbone, models.MIN_IMAGE_SIZE, "imagenet", None)
+        except Exception as err:  # noqa: BLE001 - Keras raises a bare Exception
+            raise ConfigError(weights_message(backbone, err)) from None
+    if needed:  # the networks were only built to fetch their weights
         import keras
 
         keras.backend.clear_session()
-    return pd.DataFrame(rows) if rows else None
 
 
-def cost_message(cost: pd.DataFrame) -> str:
-    """What ``end_to_end_cost`` found, for people: per model, and the total."""
-    import tensorflow as tf
-
-    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU (no GPU found)"
-    lines = [f"Expected cost of the end-to-end detector runs on this machine's {device}, "
-             f"measured from real training steps and extrapolated:"]
-    for row in cost.itertuples():
-        audit = " x2 (shortcut audit trains its own network)" if row.audit else ""
-        lines.append(f"  {row.model} ({row.base} base, {row.image_size} px, batch "
-                     f"{row.batch_size}, {row.images} images): {row.s_per_step:.2f} s/step, "
-                     f"{row.s_per_epoch:.0f} s/epoch x {row.epochs} epochs x {row.runs} "
-                     f"run(s){audit} = {row.hours:.1f} h")
-    lines.append(f"  total: {cost['hours'].sum():.1f} h (ProgNet runs not included)")
-    return "\n".join(lines)
+def weights_message(backbone: str, err: BaseException) -> str:
+    """One line: which weights could not be fetched, why, and the three ways out."""
+    text = " ".join(str(err).split())
+    found = re.search(r"https?://\S*/([^/\s:]+\.h5)", text)
+    file = found.group(1) if found else f"{backbone}'s weights file"
+    reason = text.rsplit(" -- ", 1)[-1][-120:]
+    home = os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
+    return (f"cannot fetch the ImageNet weights of {backbone} ({file}: {reason}); "
+            f"run without them (-p weights none), give a local weights file "
+            f"(-p weights PATH.weights.h5), or put {file} in Keras' cache folder "
+            f"{os.path.join(home, 'models')}")
 
 
 def describe_error(err: BaseException) -> str:
@@ -419,14 +423,17 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
     """Plan, print the cost of end-to-end detector runs if any, prepare features, execute
     every run, then the reports; return the summary. ``warm_kernels=False`` starts a
     fresh kernel for every notebook (slower; the same numbers)."""
+    from cxrlib.cost import cost_message
+
     batch = plan(profile, data_dir, out, **selection)
-    cost = end_to_end_cost(batch)
+    fetch_weights(batch)
+    cost = end_to_end_cost(batch, progress=progress)
     if cost is not None:
         print(cost_message(cost), flush=True)
     batch.out.mkdir(parents=True, exist_ok=True)
     workers = workers or default_workers()
     started = time.perf_counter()
-    timer = io.Timer()
+    timer = machine.Timer()
     if executor not in ("local", "dask"):
         raise ConfigError(f"unknown executor {executor!r}; choose local or dask")
     if executor == "dask" and not scheduler:
@@ -451,56 +458,5 @@ def run_batch(profile: str, data_dir: str | Path, out: str | Path, *, workers: i
         "workers": workers, "executor": executor, "warm_kernels": warm_kernels,
         "seconds": round(time.perf_counter() - started, 1),
         "phases_s": {name: round(seconds, 1) for name, seconds in timer.seconds.items()},
-        "counts": table["status"].value_counts().to_dict(), "environment": io.environment()})
+        "counts": table["status"].value_counts().to_dict(), "environment": machine.environment()})
     return table
-
-
-def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``cxr batch``."""
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="sample")
-    parser.add_argument("--data-dir", type=Path, default=Path("data/sample"))
-    parser.add_argument("--out", type=Path, help="default: results/<profile>")
-    parser.add_argument("--cache-dir", type=Path, help="default: <out>/.cache/features")
-    parser.add_argument("--backbones", nargs="+", help=f"subset of {', '.join(BACKBONES)}")
-    parser.add_argument("--seeds", nargs="+", type=int)
-    parser.add_argument("--models", nargs="+", help=f"subset of {', '.join(DETECTOR_MODELS)}")
-    parser.add_argument("--folds", nargs="+", type=int)
-    parser.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                        help="a notebook parameter for every run that has it (repeatable)")
-    parser.add_argument("--workers", type=int, help="parallel runs (default: what fits)")
-    parser.add_argument("--executor", choices=["local", "dask"], default="local")
-    parser.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
-    parser.add_argument("--no-reports", action="store_true", help="skip the report chapters")
-    parser.add_argument("--fresh-kernels", action="store_true",
-                        help="start a fresh kernel for every notebook instead of one warm "
-                             "kernel per worker (slower; the same numbers)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--estimate", action="store_true",
-                        help="print the expected cost of end-to-end detector runs and stop")
-
-
-def run_batch_from_args(args: argparse.Namespace) -> int:
-    """``cxr batch``: run, print the summary, exit 0 only if everything succeeded."""
-    overrides = {name: runs.parse_value(value) for name, value in args.param or []}
-    out = args.out or Path("results") / args.profile
-    if args.estimate:
-        cost = end_to_end_cost(plan(args.profile, args.data_dir, out, backbones=args.backbones,
-                                    seeds=args.seeds, models=args.models, folds=args.folds,
-                                    overrides=overrides, cache_dir=args.cache_dir))
-        print("no end-to-end detector runs to estimate" if cost is None else cost_message(cost))
-        return 0
-    table = run_batch(args.profile, args.data_dir, out, workers=args.workers,
-                      executor=args.executor, scheduler=args.scheduler,
-                      reports=not args.no_reports, progress=not args.quiet,
-                      warm_kernels=not args.fresh_kernels,
-                      backbones=args.backbones, seeds=args.seeds, models=args.models,
-                      folds=args.folds, overrides=overrides, cache_dir=args.cache_dir)
-    counts = table["status"].value_counts().to_dict()
-    print(f"\n{len(table)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    failed = table[table["status"] == "failed"]
-    for row in failed.itertuples():
-        where = (f"notebook with the error: {row.notebook}" if row.notebook
-                 else "its parameters failed the check; it never started")
-        print(f"FAILED {row.run}: {row.error}\n  {where}")
-    print(f"summary: {Path(out) / 'batch_summary.csv'}")
-    return 1 if len(failed) else 0

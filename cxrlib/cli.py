@@ -109,12 +109,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    from cxrlib.batch import run_batch_from_args
-
-    return run_batch_from_args(args)
-
-
 def _predictions(args: argparse.Namespace):
     """The predictions table of ``cxr predict`` (and the loaded model)."""
     from cxrlib import predict
@@ -221,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--commit", help="a commit of the Cohen collection to fetch")
     download.set_defaults(func=cmd_data_download)
 
+    for add in (_add_run, _add_readme, _add_publish, _add_book, _add_predict, _add_batch):
+        add(commands)
+    return parser
+
+
+def _add_run(commands) -> None:
+    """``cxr run``: one notebook with papermill."""
     run = commands.add_parser("run", help="execute one notebook with papermill")
     run.add_argument("notebook", help="explore | prognet | detector | comparisons | qualitative")
     run.add_argument("--out", required=True, type=Path, help="run folder")
@@ -236,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
 
+
+def _add_readme(commands) -> None:
+    """``cxr readme``: batch results into the README."""
     readme = commands.add_parser("readme", help="write batch results into README.md")
     readme.add_argument("--results", nargs="+", required=True, metavar="TITLE=FOLDER",
                         help="e.g. 'Sample data=results/sample'")
@@ -245,13 +249,23 @@ def build_parser() -> argparse.ArgumentParser:
                              "beside the README)")
     readme.set_defaults(func=cmd_readme)
 
+
+def _add_publish(commands) -> None:
+    """``cxr publish``: a finished batch into a folder to commit."""
     publish = commands.add_parser("publish", help="copy a finished batch's tables, figures and "
                                   "executed chapters into a folder to commit")
-    from cxrlib.publish import add_publish_arguments
-
-    add_publish_arguments(publish)
+    publish.add_argument("--results", type=Path, required=True,
+                         help="a finished `cxr batch` output folder")
+    publish.add_argument("--out", type=Path, required=True, help="the folder to (re)write")
+    publish.add_argument("--prognet-run", default="resnet50/seed-0",
+                         help="the ProgNet run whose chapter 02 is published (backbone/seed-k)")
+    publish.add_argument("--detector-run", default="cnn_lstm/fold-0",
+                         help="the detector run whose chapter 03 is published (model/fold-k)")
     publish.set_defaults(func=cmd_publish)
 
+
+def _add_book(commands) -> None:
+    """``cxr book``: the static site of the executed chapters."""
     book = commands.add_parser("book", help="build the book (static site) from the executed chapters")
     book.add_argument("--out", type=Path, default=Path("build/book"))
     book.add_argument("--published", type=Path, default=Path("results/real"),
@@ -260,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a sample-data batch, for chapters with no real-data run")
     book.set_defaults(func=cmd_book)
 
+
+def _add_predict(commands) -> None:
+    """``cxr predict``: a saved model on new images."""
     predict = commands.add_parser("predict", help="score new images with a run's saved model")
     predict.add_argument("experiment", choices=["prognet", "detector"])
     predict.add_argument("images", nargs="*", type=Path,
@@ -274,12 +291,67 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.set_defaults(func=cmd_predict)
 
-    batch = commands.add_parser("batch", help="every backbone x seed and model x fold")
-    from cxrlib.batch import add_batch_arguments
 
-    add_batch_arguments(batch)
-    batch.set_defaults(func=cmd_batch)
-    return parser
+def _add_batch(commands) -> None:
+    """``cxr batch``: the whole grid of a profile, then the reports."""
+    from cxrlib.batch import PROFILES
+    from cxrlib.names import BACKBONES, DETECTOR_MODELS
+
+    parser = commands.add_parser("batch", help="every backbone x seed and model x fold")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="sample")
+    parser.add_argument("--data-dir", type=Path, default=Path("data/sample"))
+    parser.add_argument("--out", type=Path, help="default: results/<profile>")
+    parser.add_argument("--cache-dir", type=Path, help="default: <out>/.cache/features")
+    parser.add_argument("--backbones", nargs="+", help=f"subset of {', '.join(BACKBONES)}")
+    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--models", nargs="+", help=f"subset of {', '.join(DETECTOR_MODELS)}")
+    parser.add_argument("--folds", nargs="+", type=int)
+    parser.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                        help="a notebook parameter for every run that has it (repeatable)")
+    parser.add_argument("--workers", type=int, help="parallel runs (default: what fits)")
+    parser.add_argument("--executor", choices=["local", "dask"], default="local")
+    parser.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
+    parser.add_argument("--no-reports", action="store_true", help="skip the report chapters")
+    parser.add_argument("--fresh-kernels", action="store_true",
+                        help="start a fresh kernel for every notebook instead of one warm "
+                             "kernel per worker (slower; the same numbers)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--estimate", action="store_true",
+                        help="print the expected cost of end-to-end detector runs and stop")
+    parser.set_defaults(func=cmd_batch)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """``cxr batch``: run, print the summary, exit 0 only if everything succeeded."""
+    from cxrlib import runs
+    from cxrlib.batch import end_to_end_cost, plan, run_batch
+
+    overrides = {name: runs.parse_value(value) for name, value in args.param or []}
+    out = args.out or Path("results") / args.profile
+    if args.estimate:
+        from cxrlib.cost import cost_message
+
+        cost = end_to_end_cost(plan(args.profile, args.data_dir, out, backbones=args.backbones,
+                                    seeds=args.seeds, models=args.models, folds=args.folds,
+                                    overrides=overrides, cache_dir=args.cache_dir),
+                              progress=not args.quiet)
+        print("no end-to-end detector runs to estimate" if cost is None else cost_message(cost))
+        return 0
+    table = run_batch(args.profile, args.data_dir, out, workers=args.workers,
+                      executor=args.executor, scheduler=args.scheduler,
+                      reports=not args.no_reports, progress=not args.quiet,
+                      warm_kernels=not args.fresh_kernels,
+                      backbones=args.backbones, seeds=args.seeds, models=args.models,
+                      folds=args.folds, overrides=overrides, cache_dir=args.cache_dir)
+    counts = table["status"].value_counts().to_dict()
+    print(f"\n{len(table)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    failed = table[table["status"] == "failed"]
+    for row in failed.itertuples():
+        where = (f"notebook with the error: {row.notebook}" if row.notebook
+                 else "its parameters failed the check; it never started")
+        print(f"FAILED {row.run}: {row.error}\n  {where}")
+    print(f"summary: {Path(out) / 'batch_summary.csv'}")
+    return 1 if len(failed) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -295,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.verbose:
             return args.func(args)
-        from cxrlib.runs import quiet_native_stderr
+        from cxrlib.quiet import quiet_native_stderr
 
         with quiet_native_stderr():
             return args.func(args)

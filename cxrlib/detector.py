@@ -17,13 +17,11 @@ Steps, each returning a table a notebook can show:
 7. ``shortcut_audit``: the same pipeline on images with the lungs blanked out, and a plain
    classifier telling the two sources apart.
 
-``measure_step_cost`` and ``estimate_cost`` time a few real training steps of the
-end-to-end network and extrapolate to a whole grid of runs (``cxr batch`` prints it).
+What an end-to-end run will cost is measured before it runs by ``cxrlib.cost``.
 """
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Mapping
@@ -35,7 +33,7 @@ from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cxrlib import data, features, io, metrics, models, paper, splits, training
+from cxrlib import data, features, io, machine, metrics, models, paper, splits, training
 from cxrlib.names import CLASS_TITLES, CLASSES
 from cxrlib.errors import ConfigError, DataError
 from cxrlib.images import blank_center, load_image, scale_pixels
@@ -78,12 +76,9 @@ class Config:
         models.check_detector(self.model)
         models.check_detector_base(self.base)
         self.weights = models.check_weights(self.weights, "vgg16")
-        if self.base == "paper" and self.weights == "imagenet":
-            raise ConfigError("base='paper' (Table 2's network) has no ImageNet weights: "
-                              "set weights=None (random init, as the paper) or a weights file")
-        if self.base == "paper" and not self.trainable:
-            raise ConfigError("base='paper' is trained end to end, as the paper does: set "
-                              "trainable=True (a frozen random base is not the paper's network)")
+        if self.base == "paper":  # Table 2's network, as published: end to end, random init
+            self.trainable = True
+            self.weights = None if self.weights == "imagenet" else self.weights
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout!r} must be in [0, 1)")
         if self.protocol not in PROTOCOLS:
@@ -304,40 +299,6 @@ def _train_end_to_end(table, fit_rows, val_rows, test_rows, config: Config,
     return model, history, training.predict(model, load(test_rows))
 
 
-def measure_step_cost(config: Config, steps: int = 3, warmup: int = 1) -> dict:
-    """Seconds of one training step (a batch of ``config.batch_size`` images at
-    ``config.image_size``, forward and backward) and of one prediction batch of the
-    end-to-end network, each the median of ``steps`` real steps on random images after
-    ``warmup`` untimed ones (the first traces the graph)."""
-    if steps < 1 or warmup < 0:
-        raise ConfigError(f"steps={steps} must be >= 1 and warmup={warmup} >= 0")
-    training.set_seed(config.seed)
-    model = end_to_end_model(config)
-    rng = np.random.default_rng(config.seed)
-    size = (config.batch_size, config.image_size, config.image_size, 3)
-    x = rng.uniform(0.0, 1.0, size).astype("float32")
-    y = rng.integers(0, len(CLASSES), config.batch_size)
-    timed = training.time_steps(model, x, y, steps, warmup, learning_rate=config.learning_rate,
-                                loss="sparse_categorical_crossentropy")
-    return {"model": config.model, "base": config.base, "image_size": config.image_size,
-            "batch_size": config.batch_size, **timed}
-
-
-def estimate_cost(step: dict, n_images: int, n_folds: int, epochs: int, runs: int = 1,
-                  audit: bool = True) -> dict:
-    """Extrapolate ``measure_step_cost``'s figures to ``runs`` k-fold runs of ``epochs``
-    epochs on ``n_images`` images (each run trains on (k-1)/k of them and predicts the
-    rest every epoch, for the curves); the shortcut audit trains a second network per run.
-    """
-    n_test = math.ceil(n_images / n_folds)
-    train_steps = math.ceil((n_images - n_test) / step["batch_size"])
-    test_steps = math.ceil(n_test / step["batch_size"])
-    epoch_s = train_steps * step["train_step_s"] + test_steps * step["predict_step_s"]
-    run_s = epochs * epoch_s * (2 if audit else 1)
-    return {"train_steps_per_epoch": train_steps, "epoch_s": epoch_s, "run_s": run_s,
-            "runs": runs, "total_s": runs * run_s, "total_hours": runs * run_s / 3600}
-
-
 def evaluate(predictions: pd.DataFrame) -> dict:
     """The paper's Tables 3/4: overall accuracy, macro F1, per-class metrics, confusion."""
     proba = predictions[[f"p_{c}" for c in CLASSES]].to_numpy()
@@ -438,7 +399,7 @@ def run_metrics(config: Config, evaluation: dict, table: pd.DataFrame, train: np
         "shortcut_audit": audit,
         "features": feature_table["status"].value_counts().to_dict(),
         "timings_s": timings,
-        "environment": io.environment(),
+        "environment": machine.environment(),
         "cohen_collection": data.cohen_version(paths.get("data_dir")),  # snapshot, schema, hash
     }
 

@@ -53,7 +53,7 @@ import matplotlib
 import numpy as np
 import tensorflow as tf
 
-from cxrlib import models
+from cxrlib import models, sequences
 from cxrlib.errors import ConfigError
 
 NORMALIZE = ("each", "sequence")
@@ -159,18 +159,18 @@ def detector_grad_cam(
 # --------------------------------------------------------------------------- ProgNet
 def feature_stats(train_x: np.ndarray, lengths: Sequence[int] | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) of the training features as ``prognet.standardize`` computes them.
+    """(mean, std) of the training features as ProgNet standardises them
+    (``sequences.feature_stats``).
 
     ``train_x``: (n, steps, feature_dim) before standardisation; ``lengths``: real
-    (unpadded) steps per sequence, all steps if None. std has the same +1e-6.
+    (unpadded) steps per sequence, all steps if None.
     """
     train_x = np.asarray(train_x, dtype=np.float32)
     if train_x.ndim != 3:
         raise ConfigError(f"train_x has shape {train_x.shape}; expected (n, steps, features)")
     if lengths is None:
         lengths = [train_x.shape[1]] * len(train_x)
-    real = np.concatenate([x[:int(n)] for x, n in zip(train_x, lengths)])
-    return real.mean(axis=0), real.std(axis=0) + 1e-6
+    return sequences.feature_stats(train_x, [int(n) for n in lengths])
 
 
 def build_map_backbone(backbone_name: str, image_size: int, weights=None,

@@ -37,7 +37,8 @@ from tqdm import tqdm
 
 from cxrlib.errors import DataError, ImageError
 from cxrlib.images import blank_center, load_image, scale_pixels
-from cxrlib.io import instruction_set, intra_op_threads, write_bytes, write_npy
+from cxrlib.io import write_bytes, write_npy
+from cxrlib.machine import instruction_set, intra_op_threads
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def compute_environment() -> str:
     instruction set and TensorFlow's intra-op thread count (e.g. ``avx2-2threads``). The
     sample cohort's ResNet50 and AlexNet features all differ (by up to 7e-6) between one
     thread and two, and the same count always gives the same bytes
-    (benchmarks/README.md, 2026-12-07)."""
+    (``tests/test_features.py``)."""
     return f"{instruction_set()}-{intra_op_threads()}threads"
 
 

@@ -22,7 +22,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from cxrlib import features, models, prognet, training
+from cxrlib import features, models, sequences, training
 from cxrlib.errors import ConfigError, CxrError, DataError
 from cxrlib.images import load_image
 
@@ -118,7 +118,7 @@ def load_prognet(run_dir: str | Path, fold: int | None = None,
         with np.load(folder / entry["standardization"]) as arrays:
             stats = (arrays["mean"], arrays["std"])
     with np.load(folder / entry["baselines"]) as arrays:
-        baselines = prognet.baselines_from_arrays(dict(arrays))
+        baselines = sequences.baselines_from_arrays(dict(arrays))
     return SavedModel(run_dir, {**card, "fold": entry["fold"]}, model, stats, baselines)
 
 
@@ -217,9 +217,9 @@ def score_prognet(saved: SavedModel, patients: dict[str, list[str]],
     rows = pd.DataFrame({"patient_id": list(patients), "paths": list(patients.values())})
     vectors = image_features(saved, [p for paths in patients.values() for p in paths], cache_dir)
     steps = saved.card["seq_len"] or int(rows["paths"].map(len).max())
-    x, lengths = prognet.to_array(rows, vectors, steps), rows["paths"].map(len).to_numpy()
+    x, lengths = sequences.to_array(rows, vectors, steps), rows["paths"].map(len).to_numpy()
     if saved.standardization is not None:
-        x = prognet.apply_standardization(x, lengths, *saved.standardization)
+        x = sequences.apply_standardization(x, lengths, *saved.standardization)
     if saved.card["kind"] == "whole":
         score = training.predict(saved.model, np.stack([_pixels(saved, p) for p in rows["paths"]]))
     else:
@@ -229,7 +229,7 @@ def score_prognet(saved: SavedModel, patients: dict[str, list[str]],
                                   "survived", "died")
     table["score_majority"] = saved.baselines["majority"]
     for name in ("last_image", "mean_features"):
-        summary = prognet.summarise(x, lengths, name)
+        summary = sequences.summarise(x, lengths, name)
         table[f"score_{name}"] = saved.baselines[name].predict_proba(summary)[:, 1]
     return table
 

@@ -355,16 +355,6 @@ def folder_readme(info: dict, chapters: list[str], missing: list[str], prognet_r
     return "\n".join(lines)
 
 
-def add_publish_arguments(parser) -> None:
-    parser.add_argument("--results", type=Path, required=True,
-                        help="a finished `cxr batch` output folder")
-    parser.add_argument("--out", type=Path, required=True, help="the folder to (re)write")
-    parser.add_argument("--prognet-run", default="resnet50/seed-0",
-                        help="the ProgNet run whose chapter 02 is published (backbone/seed-k)")
-    parser.add_argument("--detector-run", default="cnn_lstm/fold-0",
-                        help="the detector run whose chapter 03 is published (model/fold-k)")
-
-
 def publish_from_args(args) -> int:
     """``cxr publish``: publish, print what it holds, warn about uncredited X-rays."""
     try:

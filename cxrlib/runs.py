@@ -23,10 +23,8 @@ import logging
 import os
 import shutil
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from cxrlib.errors import ConfigError
 from cxrlib.io import write_json
@@ -104,7 +102,7 @@ def parse_value(text: str) -> Any:
 #: namespace and execution counter, no Keras models or open figures left over, then one
 #: garbage collection. IPython's reset collects too (before it clears the namespace), and
 #: a full collection walks every object the imports made (TensorFlow, Keras, pandas: about
-#: 0.4 s each time on this project's CPU), so the first reset freezes what has survived it
+#: 0.4 s each time on a 2-core CPU), so the first reset freezes what has survived it
 #: (``gc.freeze``: the modules and what they keep, alive as long as the kernel) and the
 #: later collections walk only what the runs since then made (about 0.05 s).
 RESET_CODE = """\
@@ -307,12 +305,18 @@ def _record_final_path(out_dir: Path) -> None:
 
 
 def check_parameters(name: str, parameters: Mapping[str, Any]) -> None:
-    """Raise ``ConfigError`` for parameter names the notebook does not have."""
+    """Raise ``ConfigError`` for parameter names the notebook does not have, and for
+    values an experiment's ``Config.check`` refuses."""
     known = notebook_defaults(name)
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise ConfigError(f"{notebook_path(name).name} has no parameter(s) {unknown}; "
                           f"its parameters are: {', '.join(sorted(known))}")
+    if name in ("prognet", "detector"):  # values too, before a kernel starts
+        from cxrlib import detector, prognet
+
+        experiment = {"prognet": prognet, "detector": detector}[name]
+        experiment.config_from({**known, **parameters})
 
 
 def execute_in_place(name: str, output: str | Path, parameters: Mapping[str, Any],
@@ -344,49 +348,3 @@ def is_finished(run_dir: str | Path) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return finished and (Path(run_dir) / "model" / "model.json").is_file()
-
-
-#: Lines that kernels and TensorFlow's C++ code print to the process's stderr although
-#: nothing is wrong: CUDA probes on machines without a GPU, a tf.data attribute newer than
-#: the runtime, the kernel's interrupt at shutdown, and start-up notices.
-HARMLESS_STDERR = (
-    "failed call to cuInit", "Could not find cuda drivers", "cudart_stub.cc", "cuda_dnn.cc",
-    "cuda_fft.cc", "cuda_blas.cc", "computation placer already registered",
-    "oneDNN custom operations are on", "cpu_feature_guard.cc",
-    "To enable the following instructions", "All log messages before absl::InitializeLog",
-    "use_unbounded_threadpool", "KeyboardInterrupt caught in kernel",
-    "Kernel is running over TCP without encryption",
-)
-
-
-@contextmanager
-def quiet_native_stderr(harmless: tuple[str, ...] = HARMLESS_STDERR) -> Iterator[None]:
-    """Drop known-harmless lines written to file descriptor 2 by native code and by child
-    processes (notebook kernels); every other line still reaches the terminal. Python's own
-    ``sys.stderr`` (progress bars, warnings) keeps writing to the terminal directly."""
-    sys.stderr.flush()
-    terminal = os.dup(2)
-    read, write = os.pipe()
-    os.dup2(write, 2)
-    os.close(write)
-    markers = [h.encode() for h in harmless]
-
-    def pump() -> None:
-        with os.fdopen(read, "rb") as pipe:
-            for line in pipe:
-                if not any(m in line for m in markers):
-                    os.write(terminal, line)
-
-    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
-    thread.start()
-    python_stderr = sys.stderr
-    sys.stderr = os.fdopen(os.dup(terminal), "w", buffering=1)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        sys.stderr.close()
-        sys.stderr = python_stderr
-        os.dup2(terminal, 2)  # closes the pipe's last writer in this process
-        thread.join(timeout=5)
-        os.close(terminal)

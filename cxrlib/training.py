@@ -81,7 +81,9 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, loss: str, epochs: i
     ``model`` ends trained but not compiled: the training runs in a compiled twin of it
     that this thread keeps for the next training of the same architecture and settings,
     so TensorFlow traces and optimises the training step once per architecture, not
-    once per training (about 2 s each on this project's CPU). Every training still starts
+    once per training. The cache stays because it pays: ``python -m benchmarks --only
+    trainers`` measures a training with the twin kept against one with it dropped, and
+    ``benchmarks/results.md`` shows the seconds it saves. Every training still starts
     from ``model``'s own initial weights and random-generator states and a fresh
     optimizer, so the numbers are those of a new model (``tests/test_training.py``
     compares them bit for bit).
@@ -233,8 +235,8 @@ def plain_options():
     """``tf.data`` options for the training and watched pipelines: no graph rewriting
     (as Keras' own array pipeline; rewriting copies the data) and no autotuning (these
     pipelines have nothing to tune: no parallel map, no prefetch). With autotuning on,
-    deleting the training pipeline's iterator at the end of ``fit`` waited 3.5 to 4.5 s
-    for its autotuning thread in about half of the trainings on this project's CPU.
+    deleting the training pipeline's iterator at the end of ``fit`` waits seconds for
+    its autotuning thread in about half of the trainings (benchmarks/README.md).
     Neither option changes a value the pipeline yields."""
     import tensorflow as tf
 
@@ -250,10 +252,9 @@ def build_before_tracing(model, x: np.ndarray, y: np.ndarray) -> None:
     Keras does this itself only under a distribution strategy; otherwise the first
     trace of the training function creates them, and TensorFlow then traces that
     function a second time. Building them first (with the same Keras call, on one row
-    of ``x`` and ``y``) saves about 1.2 s per training on this project's CPU and
-    changes no number: variables start at zero either way and nothing random is drawn
-    (``tests/test_training.py`` compares weights and curves bit for bit, and counts the
-    traces). On a Keras without this method, ``fit`` simply builds them itself."""
+    of ``x`` and ``y``) saves one trace per training and changes no number: variables
+    start at zero either way and nothing random is drawn (``tests/test_training.py``
+    compares weights and curves bit for bit, and counts the traces). On a Keras without this method, ``fit`` simply builds them itself."""
     build = getattr(model, "_symbolic_build", None)
     if build is not None:
         build(data_batch=(x[:1], y[:1], None))
@@ -279,32 +280,6 @@ def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
         _copy_state(model, twin)
         model = twin
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-
-
-def time_steps(model, x: np.ndarray, y: np.ndarray, steps: int = 3, warmup: int = 1, *,
-               loss: str, learning_rate: float = 1e-4) -> dict:
-    """Median wall time of ``steps`` training steps (``train_on_batch``) and of ``steps``
-    prediction batches (``predict_on_batch``) on (x, y), after ``warmup`` untimed ones
-    of each; also the first (tracing) step's time when ``warmup`` > 0."""
-    import time
-
-    model.compile(optimizer=make_optimizer(learning_rate, None), loss=loss)
-
-    def clock(call) -> list[float]:
-        times = []
-        for _ in range(warmup + steps):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
-        return times
-
-    train = clock(lambda: model.train_on_batch(x, y))
-    predict = clock(lambda: model.predict_on_batch(x))
-    return {"train_step_s": float(np.median(train[warmup:])),
-            "predict_step_s": float(np.median(predict[warmup:])),
-            "first_step_s": float(train[0]) if warmup else None, "steps": steps,
-            "warmup": warmup, "train_step_times": train[warmup:],
-            "predict_step_times": predict[warmup:]}
 
 
 # --------------------------------------------------------------------------- saving

@@ -166,12 +166,12 @@ def tiny_runs(sample_dir: Path, tiny_cache: Path,
     finished runs, their models saved. Tests that use it join the xdist group
     "tiny_runs" (one process builds and reads it). The reports some of them run write
     beside the runs, never into them."""
-    from cxrlib import batch, cli
+    from cxrlib import cli
 
     out = tmp_path_factory.mktemp("runs") / "results"
     args = cli.build_parser().parse_args(
         ["batch", *tiny_batch_args(sample_dir, tiny_cache), "--out", str(out)])
-    assert batch.run_batch_from_args(args) == 0
+    assert cli.cmd_batch(args) == 0
     return out
 
 
@@ -184,16 +184,16 @@ FIXED_EPOCH_S_AT_BATCH_4 = 84 * FIXED_TRAIN_STEP_S + 22 * FIXED_PREDICT_STEP_S
 
 @pytest.fixture
 def fixed_step_cost(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
-    """``detector.measure_step_cost`` answering fixed seconds (``FIXED_*``) instead of
+    """``cost.measure_step_cost`` answering fixed seconds (``FIXED_*``) instead of
     building and tracing Table 2's networks, so the cost arithmetic of ``cxr batch`` and
     of the paper_detector benchmark can be checked exactly. The real measurement is
     test_detector's ``test_cost_estimate_from_real_steps``. Returns the calls it got, as
     (model, base, trainable, image size, batch size, epochs, steps, warmup)."""
-    from cxrlib import detector
+    from cxrlib import cost
 
     calls: list[tuple] = []
 
-    def measure(config, steps: int = 3, warmup: int = 1) -> dict:
+    def measure(config, steps: int = 3, warmup: int = 1, tick=None) -> dict:
         calls.append((config.model, config.base, config.trainable, config.image_size,
                       config.batch_size, config.epochs, steps, warmup))
         return {"model": config.model, "base": config.base, "image_size": config.image_size,
@@ -202,5 +202,5 @@ def fixed_step_cost(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
                 "train_step_times": [0.4, FIXED_TRAIN_STEP_S, 0.6],
                 "predict_step_times": [FIXED_PREDICT_STEP_S] * 3}
 
-    monkeypatch.setattr(detector, "measure_step_cost", measure)
+    monkeypatch.setattr(cost, "measure_step_cost", measure)
     return calls

@@ -105,29 +105,57 @@ def test_paper_gpu_profile_plans_the_published_detector_offline(tmp_path: Path) 
     assert not (tmp_path / "out").exists()  # end to end: no data read, nothing cached
 
 
-def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path,
-                                                         fixed_step_cost: list) -> None:
+def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path, fixed_step_cost: list,
+                                                         capsys: pytest.CaptureFixture) -> None:
     """``end_to_end_cost`` measures each end-to-end model once, with its runs' own
     settings, and extrapolates to all their runs (the measurement answers fixed seconds:
     conftest's ``fixed_step_cost``)."""
     small = {"image_size": 32, "batch_size": 4, "epochs": 10}
     plan = batch.plan("paper-gpu", tmp_path, tmp_path / "out", backbones=[], folds=[0, 1],
                       overrides=small)
-    cost = batch.end_to_end_cost(plan, steps=1)
+    from cxrlib.cost import cost_message
+
+    cost = batch.end_to_end_cost(plan, steps=1, progress=False)
     assert fixed_step_cost == [(kind, "paper", True, 32, 4, 10, 1, 1)
                                for kind in ("cnn", "cnn_lstm")]
+    said = capsys.readouterr().out  # before measuring: what it times, and that a bar follows
+    assert said.startswith("Estimating") and "4 timed steps" in said and "cnn, cnn_lstm" in said
     assert list(cost["model"]) == ["cnn", "cnn_lstm"] and (cost["runs"] == 2).all()
     assert (cost["images"] == 421).all() and (cost["s_per_step"] == 0.5).all()
     # 10 epochs, twice per run (the shortcut audit), 2 runs per model
     epoch_s = FIXED_EPOCH_S_AT_BATCH_4
     assert (cost["s_per_epoch"] == epoch_s).all() and cost["audit"].all()
     assert cost["hours"].tolist() == pytest.approx([2 * 2 * 10 * epoch_s / 3600] * 2)
-    message = batch.cost_message(cost)
+    message = cost_message(cost)
     assert "0.50 s/step" in message and "x 10 epochs x 2 run(s)" in message
     assert f"total: {cost['hours'].sum():.1f} h" in message and "PU" in message  # CPU or GPU
     frozen = batch.plan("quick", tmp_path, tmp_path / "out", backbones=[], overrides=small)
     assert batch.end_to_end_cost(frozen) is None
     assert len(fixed_step_cost) == 2  # the frozen detector's runs are not measured
+
+
+def test_paper_profile_without_network_stops_in_one_line_before_any_run(sample_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    """The README's paper command on a machine that cannot reach Keras' weights server
+    (a proxy nobody listens on) and an empty Keras folder: one line naming the weights
+    file and the three ways out; no run folder, no kernel."""
+    dead = "http://127.0.0.1:9"
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "https_proxy": dead,
+           "HTTPS_PROXY": dead, "http_proxy": dead, "HTTP_PROXY": dead, "no_proxy": "",
+           "NO_PROXY": ""}
+    done = subprocess.run(_cli("--profile", "paper", "--data-dir", str(sample_dir), "--out",
+                               str(tmp_path / "out"), "--backbones", "vgg16", "--seeds", "0",
+                               "--models", "cnn", "--folds", "0", "--quiet"),
+                          capture_output=True, text=True, env=env, timeout=600,
+                          cwd=Path(__file__).resolve().parents[1])
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("cxr: error: cannot fetch the ImageNet weights of vgg16 "
+                               "(vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    for way_out in ("-p weights none", "-p weights PATH", "Keras' cache folder",
+                    str(tmp_path / "keras" / "models")):
+        assert way_out in lines[0]
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

@@ -168,7 +168,7 @@ def test_features_of_another_thread_count_or_instruction_set_are_not_reused(
     count or on another instruction set, so each has a folder of its own under the spec's:
     a warm cache hands out only what a cold one would compute here. The spec's key (which
     saved models record) stays the same."""
-    from cxrlib.io import instruction_set, usable_cpus
+    from cxrlib.machine import instruction_set, usable_cpus
 
     cache_dir = tmp_path / "cache"
     isa = instruction_set()

@@ -1,4 +1,4 @@
-"""Atomic writers, JSON conversion, the machine's description and the timer (``cxrlib.io``)."""
+"""Atomic writers and JSON conversion (``cxrlib.io``)."""
 from __future__ import annotations
 
 import json
@@ -86,41 +86,3 @@ def test_write_run_writes_tables_figures_then_metrics(tmp_path):
     names = sorted(str(p.relative_to(tmp_path / "run")) for p in (tmp_path / "run").rglob("*"))
     assert names == ["figures", "figures/curve.png", "metrics.json", "predictions.csv"]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == {"metrics": {"accuracy": 0.5}}
-
-
-def test_environment_names_the_machine_and_libraries():
-    info = io.environment()
-    assert info["cpu_count"] == os.cpu_count() and info["memory_gb"] > 0
-    assert set(info["versions"]) == set(io.VERSIONED_PACKAGES)
-    assert info["versions"]["numpy"] == np.__version__
-
-
-def test_intra_op_threads_reads_the_setting_then_the_cpus(monkeypatch):
-    """What TensorFlow will use, without importing it: ``TF_NUM_INTRAOP_THREADS`` when it
-    is a positive count, else one thread per CPU this process may run on."""
-    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "5")
-    assert io.intra_op_threads() == 5
-    assert io.environment()["intra_op_threads"] == 5
-    for unset in ("", "0", "two"):
-        monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", unset)
-        assert io.intra_op_threads() == io.usable_cpus()
-    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
-    assert io.intra_op_threads() == io.usable_cpus()
-
-
-def test_timer_records_each_named_block():
-    timer = io.Timer()
-    with timer("a"):
-        pass
-    with timer("b"):
-        pass
-    assert list(timer.seconds) == ["a", "b"] and all(v >= 0 for v in timer.seconds.values())
-
-
-def test_instruction_set_is_the_widest_flag() -> None:
-    from cxrlib import io
-
-    assert io.instruction_set("flags\t: fpu sse4_2 avx avx2 fma\n") == "avx2"
-    assert io.instruction_set("flags\t: sse4_2 avx2 avx512f\n") == "avx512f"
-    assert io.instruction_set("processor\t: 0\n") == "unknown"
-    assert io.environment()["instruction_set"] in (*io.SIMD_LEVELS, "unknown")

@@ -1,6 +1,5 @@
-"""Scaling: extraction throughput against TensorFlow threads (one subprocess per setting,
-because TensorFlow fixes its thread pools when it starts), and the time of one cached
-ProgNet run (cold extraction + ``train_and_predict``) as the cohort grows.
+"""How the cost grows with the data: one cached ProgNet run (cold extraction +
+``train_and_predict``) on the cohort repeated 1x, 2x, 4x, and a least-squares line.
 
 Larger cohorts repeat the real one: each copy gets new patient ids and byte-distinct
 copies of the image files (a JPEG comment or a PNG text chunk is added; the pixels are
@@ -9,70 +8,16 @@ unchanged), so the feature cache sees new content and recomputes every copy.
 from __future__ import annotations
 
 import gc
-import json
-import os
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import REPO
 from benchmarks.stats import linear_fit, summarize, timed
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-# --------------------------------------------------------------------------- threads
-def thread_counts(usable: int) -> list[int]:
-    """1, 2, 4, ... up to the usable cores (always including that number)."""
-    counts, n = [], 1
-    while n < usable:
-        counts.append(n)
-        n *= 2
-    return counts + [usable]
-
-
-def run_worker(arguments: list[str], timeout: float = 3600) -> dict:
-    """Run ``python -m benchmarks.worker`` and return the JSON it prints last."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", "benchmarks.worker", *arguments],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark worker failed (exit {done.returncode}): "
-                           f"{done.stderr.strip()[-2000:]}")
-    return json.loads(lines[-1])
-
-
-def run_threads(data_dir: str | Path, backbone: str, image_size: int, images: int,
-                repeats: int, counts: list[int], work_dir: Path, batch_size: int = 32,
-                log=print) -> dict:
-    """Extraction and bare-predict throughput at each thread count."""
-    settings = {}
-    for count in counts:
-        block = run_worker(["--threads", str(count), "--backbone", backbone,
-                            "--image-size", str(image_size), "--images", str(images),
-                            "--repeats", str(repeats), "--batch-size", str(batch_size),
-                            "--data-dir", str(Path(data_dir).resolve()),
-                            "--work-dir", str(Path(work_dir).resolve() / f"threads-{count}")])
-        log(f"threads {count}: extraction {block['extract_images_per_s']['median']:.1f} img/s, "
-            f"predict {block['predict_images_per_s']['median']:.1f} img/s")
-        settings[str(count)] = block
-    first = settings[str(counts[0])]["extract_images_per_s"]["median"]
-    return {
-        "backbone": backbone, "image_size": image_size, "repeats": repeats,
-        "how": ("one subprocess per setting: TensorFlow intra- and inter-op threads, "
-                "extract_features decode threads and the CPU affinity all set to N"),
-        "settings": settings,
-        "extract_speedup": {k: v["extract_images_per_s"]["median"] / first
-                            for k, v in settings.items()},
-    }
-
-
-# --------------------------------------------------------------------------- patients
 def distinct_copy(source: Path, target: Path, tag: str) -> Path:
     """Copy an image file with a metadata difference only: same pixels, new bytes.
 
@@ -140,7 +85,7 @@ def measure_size(sequences: pd.DataFrame, config, backbone, cache: Path, repeats
             "total_s": total, "s_per_patient": total["median"] / len(sequences)}
 
 
-def run_patients(data_dir: str | Path, backbone_name: str, image_size: int,
+def run(data_dir: str | Path, backbone_name: str, image_size: int,
                  factors: list[int], repeats: int, epochs: int, work_dir: Path,
                  batch_size: int = 32, max_patients: int | None = None, log=print) -> dict:
     """Time per cached ProgNet run at each cohort size, and a linear fit."""
