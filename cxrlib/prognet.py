@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cxrlib import data, features, io, metrics, models, paper, splits, training
+from cxrlib import data, features, io, metrics, models, paper, params, splits, training
 from cxrlib.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -185,9 +185,8 @@ def extract(sequences: pd.DataFrame, config: Config, cache_dir: str | Path,
 
 
 def config_from(parameters: Mapping[str, Any]) -> Config:
-    """A checked ``Config`` from a notebook's parameters (names that are not Config
-    fields, such as ``data_dir`` or ``out_dir``, are left out)."""
-    return Config(**{k: v for k, v in parameters.items() if k in Config.__dataclass_fields__}).check()
+    """A checked ``Config`` from a notebook's parameters (``params.config_from``)."""
+    return params.config_from(Config, parameters)
 
 
 def prepare(parameters: Mapping[str, Any], data_dir: str | Path, cache_dir: str | Path,
@@ -281,8 +280,18 @@ def _baseline_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
     return scores, fitted
 
 
-def _head(config: Config, feature_dim: int, steps: int):
-    return models.build_prognet_head(feature_dim, seq_len=config.seq_len and steps,
+def network(config: Config, vectors: dict):
+    """The untrained network ``train_and_predict`` fits, afresh on each split: the LSTM
+    head over the cached feature vectors (their length is its input width), or with
+    ``finetune`` the backbone and the head as one model reading the images."""
+    if config.finetune:
+        return models.build_prognet_end_to_end(config.backbone, config.seq_len, config.image_size,
+                                               weights=config.weights, finetune=True,
+                                               init_seed=config.init_seed,
+                                               lstm_units=config.lstm_units,
+                                               dropout=config.dropout, l2=config.l2)
+    feature_dim = int(next(iter(vectors.values())).shape[-1])
+    return models.build_prognet_head(feature_dim, seq_len=config.seq_len,
                                      lstm_units=config.lstm_units, dropout=config.dropout,
                                      l2=config.l2)
 
@@ -315,7 +324,7 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, vectors: dict,
             model, history, score = _finetune(train_rows, test_rows, train_y, test_y, config,
                                               seed=config.seed + 1000 * fold)
         else:
-            model = _head(config, train_x.shape[-1], steps)
+            model = network(config, vectors)
             history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
                                    epochs=config.epochs, batch_size=config.batch_size,
                                    learning_rate=config.learning_rate,
@@ -355,11 +364,7 @@ def _finetune(train_rows, test_rows, train_y, test_y, config: Config, seed: int)
     scale = models.input_scale(config.backbone)
     load = lambda rows: np.stack([np.stack([load_image(p, config.image_size, 3, scale)  # noqa: E731
                                             for p in paths]) for paths in rows["paths"]])
-    model = models.build_prognet_end_to_end(config.backbone, config.seq_len, config.image_size,
-                                            weights=config.weights, finetune=True,
-                                            init_seed=config.init_seed,
-                                            lstm_units=config.lstm_units, dropout=config.dropout,
-                                            l2=config.l2)
+    model = network(config, {})
     train_x, test_x = load(train_rows), load(test_rows)
     history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
                            epochs=config.epochs, batch_size=config.batch_size,
