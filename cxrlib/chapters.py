@@ -4,7 +4,8 @@ where each X-ray it shows comes from, and the small checks their exercises make.
 * ``results_folder``: chapters 4 to 6 read the runs of one ``cxr batch`` output folder.
   Given none, they read ``results/sample`` (what ``make reproduce`` writes) or, when only
   that one exists, ``results/quick`` (the grid ``make test`` makes). With no runs at all
-  the chapter stops at its first cell with one line saying what to run (``NoRuns``).
+  the chapter stops at its first cell with one line saying what to run (``NoRuns``);
+  ``finished_run`` does the same for a chapter that needs a run of one experiment.
 * ``image_sources``: the collection, source and licence of each X-ray a figure shows
   (the Cohen collection's ``metadata.csv`` has a ``url`` and a ``license`` per image; the
   pediatric set has one licence for all). Images of the Cohen collection may be shown
@@ -21,7 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from cxrlib import data, download, splits
+from cxrlib import data, download, qualitative, splits
 from cxrlib.errors import CxrError
 
 DEFAULT_RESULTS = ("../results/sample", "../results/quick")
@@ -56,6 +57,16 @@ def results_folder(results_dir: str | Path | None = None,
     where = " or ".join(str(c) for c in candidates)
     raise NoRuns(f"no runs in {where}: run `make reproduce` first (it writes results/sample), "
                  "or `cxr batch --out DIR` and set results_dir to DIR")
+
+
+def finished_run(results: str | Path, experiment: str, wanted: str) -> Path:
+    """``qualitative.find_run`` (the run asked for, else the experiment's first), or
+    ``NoRuns`` when the experiment has no finished run in ``results``."""
+    found = qualitative.find_run(results, experiment, wanted)
+    if found is None:
+        raise NoRuns(f"no finished {experiment} run in {results}: run `make reproduce`, or "
+                     f"`cxr batch` with that experiment, and set results_dir to its --out")
+    return found
 
 
 def image_sources(paths: Iterable[str | Path], data_dir: str | Path) -> pd.DataFrame:

@@ -32,6 +32,13 @@ def test_no_runs_stops_with_one_line_naming_what_to_run(tmp_path: Path) -> None:
     assert len(lines) == 1 and str(tmp_path / "quick") in lines[0]
 
 
+def test_a_missing_experiment_stops_with_one_line(tmp_path: Path) -> None:
+    results = _finished_run(tmp_path / "quick")
+    assert chapters.finished_run(results, "prognet", "vgg16/seed-0") == results / "prognet" / "alexnet" / "seed-0"
+    with pytest.raises(chapters.NoRuns, match="no finished detector run in"):
+        chapters.finished_run(results, "detector", "cnn/fold-0")
+
+
 def test_each_image_gets_its_collection_source_and_licence(tiny_data: Path) -> None:
     metadata = tiny_data / "covid-chestxray-dataset" / "metadata.csv"
     text = metadata.read_text().replace("images,p1a.png,,,,", "images,p1a.png,,https://x.org/1,CC BY 4.0,")
