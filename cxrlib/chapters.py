@@ -10,9 +10,10 @@ where each X-ray it shows comes from, and the small checks their exercises make.
   (the Cohen collection's ``metadata.csv`` has a ``url`` and a ``license`` per image; the
   pediatric set has one licence for all). Images of the Cohen collection may be shown
   only with their licence named.
-* ``leaked_patients`` and ``source_from_size``: a split's patients on both sides, and how
-  well an image's width and height alone tell the two collections apart (the exercises'
-  pitfalls: a leaked patient, a shortcut).
+* ``leaked_patients``, ``source_from_size`` and ``heat_outside_lungs``: a split's patients
+  on both sides; how well an image's width and height alone tell the two collections
+  apart; how much of a Grad-CAM map lies outside the lungs (the exercises' pitfalls: a
+  leaked patient, a shortcut).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import pandas as pd
 
 from cxrlib import data, download, qualitative, splits
 from cxrlib.errors import CxrError
+from cxrlib.images import BLANK_BOX
 
 DEFAULT_RESULTS = ("../results/sample", "../results/quick")
 """Where a report chapter looks for runs when given none, first found first (relative to
@@ -126,3 +128,23 @@ def source_from_size(sizes: pd.DataFrame, frontal: pd.DataFrame, pediatric: pd.D
     predicted = cross_val_predict(model, x, y, cv=folds)
     return pd.Series({"size classifier": float((predicted == y).mean()),
                       "majority class": float(max(y.mean(), 1 - y.mean()))}, name="accuracy")
+
+
+def heat_outside_lungs(cams: Sequence[np.ndarray], titles: Sequence[str] | None = None,
+                       resolution: int = 240) -> pd.DataFrame:
+    """Per heat map: the share of its heat outside the lungs-and-heart box
+    (``images.BLANK_BOX``, the region the shortcut audit blanks), beside the share of the
+    image's area outside it, which is what an even map would give. Each map is stretched
+    to ``resolution`` pixels a side (nearest cell); a blank map gets NaN."""
+    top, bottom, left, right = BLANK_BOX
+    rows, cols = np.mgrid[0:resolution, 0:resolution] / resolution
+    outside = ~((rows >= top) & (rows < bottom) & (cols >= left) & (cols < right))
+    shares = []
+    for cam in cams:
+        cam = np.clip(np.asarray(cam, dtype=float), 0.0, None)
+        cells = (rows * cam.shape[0]).astype(int), (cols * cam.shape[1]).astype(int)
+        heat = cam[cells]
+        shares.append(heat[outside].sum() / heat.sum() if heat.sum() > 0 else np.nan)
+    index = [str(t).replace("\n", ", ") for t in titles] if titles is not None else None
+    return pd.DataFrame({"heat outside the lungs": shares,
+                         "area outside the lungs": float(outside.mean())}, index=index)

@@ -55,3 +55,13 @@ def test_leaked_patients_are_those_on_both_sides() -> None:
     ids = ["a", "a", "b", "c", "c"]
     assert chapters.leaked_patients(ids, np.array([0, 2, 3]), np.array([1, 4])) == ["a", "c"]
     assert chapters.leaked_patients(ids, np.array([0, 1]), np.array([2, 3, 4])) == []
+
+
+def test_heat_outside_the_lungs_is_measured_against_an_even_map() -> None:
+    even, border = np.ones((4, 4)), np.zeros((10, 10))
+    border[0, :] = 1.0  # the top tenth: above the lungs box (it starts at 0.12)
+    table = chapters.heat_outside_lungs([even, border, np.zeros((2, 2))], ["even", "top", "blank"])
+    area = table.loc["even", "area outside the lungs"]
+    assert 0.2 < area < 0.4 and table.loc["even", "heat outside the lungs"] == pytest.approx(area)
+    assert table.loc["top", "heat outside the lungs"] == pytest.approx(1.0)
+    assert np.isnan(table.loc["blank", "heat outside the lungs"])
