@@ -33,6 +33,7 @@ DEFAULT_RESULTS = ("../results/sample", "../results/quick")
 PEDIATRIC_SOURCE = ("Kermany et al., Mendeley Data, doi:10.17632/rscbjbr9sj.2", "CC BY 4.0")
 """(source, licence) of every image of the pediatric pneumonia set."""
 NO_LICENCE = "none given in metadata.csv"
+NOT_LISTED = "not listed in this data_dir's metadata.csv"
 
 
 class NoRuns(CxrError):
@@ -73,15 +74,16 @@ def finished_run(results: str | Path, experiment: str, wanted: str) -> Path:
 
 def image_sources(paths: Iterable[str | Path], data_dir: str | Path) -> pd.DataFrame:
     """One row per image: its file name, collection, source (the article or page it was
-    taken from) and licence. Cohen images are looked up in ``metadata.csv``; an image it
-    gives no licence for says so (``NO_LICENCE``)."""
+    taken from) and licence. Cohen images are looked up by file name in ``data_dir``'s
+    ``metadata.csv``; an image it gives no licence for says so (``NO_LICENCE``), and so
+    does one it does not list (``NOT_LISTED``: ``data_dir`` is not the data of the run)."""
     cohen = _cohen_sources(data_dir)
     rows = []
     for path in map(Path, paths):
         if data.PNEUMONIA_DIR in path.parts:
             rows.append((path.name, "pediatric pneumonia set", *PEDIATRIC_SOURCE))
         else:
-            source, licence = cohen.get(path.name, ("", ""))
+            source, licence = cohen.get(path.name, ("", NOT_LISTED))
             rows.append((path.name, "Cohen COVID-19 collection", source or
                          download.DATASETS["cohen"].homepage, licence or NO_LICENCE))
     table = pd.DataFrame(rows, columns=["image", "collection", "source", "licence"])

@@ -44,8 +44,10 @@ def test_each_image_gets_its_collection_source_and_licence(tiny_data: Path) -> N
     text = metadata.read_text().replace("images,p1a.png,,,,", "images,p1a.png,,https://x.org/1,CC BY 4.0,")
     metadata.write_text(text)
     frontal, pediatric = data.load_cohen(tiny_data), data.load_pneumonia(tiny_data)
-    paths = [*frontal.set_index("filename").loc[["p1a.png", "p1b.png"], "path"], pediatric["path"][0]]
+    paths = [*frontal.set_index("filename").loc[["p1a.png", "p1b.png"], "path"], pediatric["path"][0],
+             tiny_data / "elsewhere" / "images" / "other.png"]
     table = chapters.image_sources(paths, tiny_data).set_index("image")
+    assert table.loc["other.png", "licence"] == chapters.NOT_LISTED
     assert tuple(table.loc["p1a.png", ["source", "licence"]]) == ("https://x.org/1", "CC BY 4.0")
     assert table.loc["p1b.png", "licence"] == chapters.NO_LICENCE  # said, not left blank
     assert tuple(table.iloc[2][["source", "licence"]]) == chapters.PEDIATRIC_SOURCE
