@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from cxrlib import data, download, qualitative, splits
+from cxrlib import data, download, splits
 from cxrlib.errors import CxrError
 from cxrlib.images import BLANK_BOX
 
@@ -65,6 +65,8 @@ def results_folder(results_dir: str | Path | None = None,
 def finished_run(results: str | Path, experiment: str, wanted: str) -> Path:
     """``qualitative.find_run`` (the run asked for, else the experiment's first), or
     ``NoRuns`` when the experiment has no finished run in ``results``."""
+    from cxrlib import qualitative  # here, so that chapter 1 imports no TensorFlow
+
     found = qualitative.find_run(results, experiment, wanted)
     if found is None:
         raise NoRuns(f"no finished {experiment} run in {results}: run `make reproduce`, or "
