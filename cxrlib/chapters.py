@@ -17,6 +17,7 @@ where each X-ray it shows comes from, and the small checks their exercises make.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -27,6 +28,10 @@ from cxrlib import data, download, splits
 from cxrlib.errors import CxrError
 from cxrlib.images import BLANK_BOX
 
+RESULTS_VARIABLE = "CXR_RESULTS"
+"""An environment variable naming the folder a report chapter reads when given none:
+``make test`` points it at its quick grid, so nbval checks the chapters on that grid even
+where ``make reproduce`` has written ``results/sample``."""
 DEFAULT_RESULTS = ("../results/sample", "../results/quick")
 """Where a report chapter looks for runs when given none, first found first (relative to
 ``notebooks/``): ``make reproduce`` writes the first, ``make test`` the second."""
@@ -51,8 +56,10 @@ def has_runs(folder: str | Path) -> bool:
 
 def results_folder(results_dir: str | Path | None = None,
                    defaults: Sequence[str | Path] = DEFAULT_RESULTS) -> Path:
-    """The folder of runs to read: ``results_dir``, or the first of ``defaults`` that holds
-    runs. Raises ``NoRuns`` naming the command that makes them when there are none."""
+    """The folder of runs to read: ``results_dir``; else the folder ``RESULTS_VARIABLE``
+    names, if set; else the first of ``defaults`` that holds runs. Raises ``NoRuns``
+    naming the command that makes them when there are none."""
+    results_dir = results_dir if results_dir is not None else os.environ.get(RESULTS_VARIABLE) or None
     candidates = [Path(results_dir)] if results_dir is not None else [Path(d) for d in defaults]
     for folder in candidates:
         if has_runs(folder):

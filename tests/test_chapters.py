@@ -17,7 +17,9 @@ def _finished_run(folder: Path) -> Path:
     return folder
 
 
-def test_the_first_default_folder_holding_runs_is_read(tmp_path: Path) -> None:
+def test_the_first_default_folder_holding_runs_is_read(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(chapters.RESULTS_VARIABLE, raising=False)
     sample, quick = tmp_path / "sample", _finished_run(tmp_path / "quick")
     (sample / "prognet" / "alexnet" / "seed-0.partial").mkdir(parents=True)  # unfinished
     assert chapters.results_folder(None, [sample, quick]) == quick
@@ -25,7 +27,19 @@ def test_the_first_default_folder_holding_runs_is_read(tmp_path: Path) -> None:
     assert chapters.results_folder(tmp_path / "other", [sample, quick]) == tmp_path / "other"
 
 
-def test_no_runs_stops_with_one_line_naming_what_to_run(tmp_path: Path) -> None:
+def test_the_environment_variable_names_the_folder_when_none_is_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sample, quick = _finished_run(tmp_path / "sample"), _finished_run(tmp_path / "quick")
+    monkeypatch.setenv(chapters.RESULTS_VARIABLE, str(quick))
+    assert chapters.results_folder(None, [sample, quick]) == quick
+    assert chapters.results_folder(sample, [sample, quick]) == sample  # a given folder wins
+    monkeypatch.setenv(chapters.RESULTS_VARIABLE, "")
+    assert chapters.results_folder(None, [sample, quick]) == sample
+
+
+def test_no_runs_stops_with_one_line_naming_what_to_run(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(chapters.RESULTS_VARIABLE, raising=False)
     with pytest.raises(chapters.NoRuns, match="make reproduce") as caught:
         chapters.results_folder(None, [tmp_path / "sample", tmp_path / "quick"])
     lines = caught.value._render_traceback_()  # what IPython shows instead of a traceback
