@@ -65,7 +65,7 @@ def results_folder(results_dir: str | Path | None = None,
         if has_runs(folder):
             return folder
     where = " or ".join(str(c) for c in candidates)
-    raise NoRuns(f"no runs in {where}: run `make reproduce` first (it writes results/sample), "
+    raise NoRuns(f"no finished runs in {where}: run `make reproduce` first (it writes results/sample), "
                  "or `cxr batch --out DIR` and set results_dir to DIR")
 
 
