@@ -51,7 +51,9 @@ reproduce: sample
 # QUICK_LOG and shown when the tests end. The grid is resumable, so a second `make test`
 # reuses it; its feature cache is the notebooks' own default, .cache/features, so
 # chapters 2 and 3 extract nothing again. Interrupting the tests stops the grid too (a
-# background job ignores Ctrl-C). Then every notebook is checked.
+# background job ignores Ctrl-C). Then every notebook is checked; the report chapters
+# read the quick grid through CXR_RESULTS (by default they read results/sample, what
+# `make reproduce` writes, when it is there).
 # TEST_WORKERS=0 runs the tests in one process.
 # Only the notebooks need the nbval plugin, so the unit tests run without it (-p no:nbval):
 # loading it imports nbformat and jsonschema, 0.4 CPU-s in every pytest process (4 with
@@ -64,7 +66,7 @@ test: sample
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 -p no:nbval tests; tests=$$?; \
 	wait $$quick; grid=$$?; echo "quick grid for the report chapters ($(QUICK_LOG)):"; cat $(QUICK_LOG); \
 	test $$tests -eq 0 && test $$grid -eq 0
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	CXR_RESULTS=$(CURDIR)/results/quick $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 test-fast: $(BIN)/cxr
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -p no:nbval tests -m "not slow"

@@ -37,6 +37,7 @@ from cxrlib import data, features, io, machine, metrics, models, paper, splits, 
 from cxrlib.names import CLASS_TITLES, CLASSES
 from cxrlib.errors import ConfigError, DataError
 from cxrlib.images import blank_center, load_image, scale_pixels
+from cxrlib import params
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +173,8 @@ def make_split(table: pd.DataFrame, config: Config) -> tuple[np.ndarray, np.ndar
 
 
 def config_from(parameters: Mapping[str, Any]) -> Config:
-    """A checked ``Config`` from a notebook's parameters (names that are not Config
-    fields, such as ``data_dir`` or ``out_dir``, are left out)."""
-    return Config(**{k: v for k, v in parameters.items() if k in Config.__dataclass_fields__}).check()
+    """A checked ``Config`` from a notebook's parameters (``params.config_from``)."""
+    return params.config_from(Config, parameters)
 
 
 def prepare(parameters: Mapping[str, Any], data_dir: str | Path, cache_dir: str | Path,
@@ -214,6 +214,17 @@ def _training_arrays(table: pd.DataFrame, rows: np.ndarray, vectors: dict, views
     return x, y
 
 
+def network(config: Config, vectors: dict):
+    """The untrained network ``train_and_predict`` fits: the head over the cached conv-base
+    maps (their shape is its input), or with ``trainable`` the whole network reading the
+    images (``end_to_end_model``)."""
+    if config.trainable:
+        return end_to_end_model(config)
+    map_shape = next(iter(vectors.values())).shape
+    return models.build_detector_head(config.model, map_shape, len(CLASSES),
+                                      config.lstm_units, config.dropout)
+
+
 def train_and_predict(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, vectors: dict,
                       config: Config, region: str = "full"
                       ) -> tuple[pd.DataFrame, pd.DataFrame, object]:
@@ -239,8 +250,7 @@ def train_and_predict(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, 
         x_fit, y_fit = _training_arrays(table, fit_rows, vectors, range(config.augment_copies + 1))
         x_val, y_val = _training_arrays(table, val_rows, vectors, range(1))
         x_test = features.stack(vectors, table["path"].iloc[test].tolist())
-        model = models.build_detector_head(config.model, x_fit.shape[1:], len(CLASSES),
-                                           config.lstm_units, config.dropout)
+        model = network(config, vectors)
         history = training.fit(model, x_fit, y_fit, loss="sparse_categorical_crossentropy",
                                epochs=config.epochs, batch_size=config.batch_size,
                                learning_rate=config.learning_rate,

@@ -20,7 +20,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from cxrlib import data, features, io, machine, metrics, models, paper, splits, training
+from cxrlib import data, features, io, machine, metrics, models, paper, params, splits, training
 from cxrlib.sequences import (BASELINES, apply_standardization, baseline_arrays,  # noqa: F401
                               baseline_scores, feature_stats, standardize, to_array)
 from cxrlib.errors import ConfigError, DataError
@@ -233,7 +233,7 @@ def config_from(parameters: Mapping[str, Any]) -> Config:
         l2 = parameters.get("l2") or 0.0
         parameters["weight_decay_reading"] = "l2" if l2 else "lr_decay"
         parameters["weight_decay"] = l2 or parameters.get("lr_decay") or 0.0
-    return Config(**{k: v for k, v in parameters.items() if k in Config.__dataclass_fields__}).check()
+    return params.config_from(Config, parameters)
 
 
 def prepare(parameters: Mapping[str, Any], data_dir: str | Path, cache_dir: str | Path,
@@ -271,8 +271,18 @@ def sequence_rows(sequences: pd.DataFrame, positions: np.ndarray, config: Config
     return pd.DataFrame(rows)
 
 
-def _head(config: Config, feature_dim: int, steps: int):
-    return models.build_prognet_head(feature_dim, seq_len=config.seq_len and steps,
+def network(config: Config, vectors: dict | None):
+    """The untrained network ``train_and_predict`` fits, afresh on each split: the LSTM
+    head over the cached feature vectors (their length is its input width), or with
+    ``finetune`` the backbone and the head as one model reading the images."""
+    if config.finetune:
+        return models.build_prognet_end_to_end(config.backbone, config.seq_len, config.image_size,
+                                               weights=config.weights, finetune=True,
+                                               init_seed=config.cnn_init_seed,
+                                               lstm_units=config.lstm_units,
+                                               dropout=config.dropout, l2=config.l2)
+    feature_dim = int(next(iter(vectors.values())).shape[-1])
+    return models.build_prognet_head(feature_dim, seq_len=config.seq_len,
                                      lstm_units=config.lstm_units, dropout=config.dropout,
                                      l2=config.l2)
 
@@ -305,7 +315,7 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, vectors: dict,
             model, history, score = _finetune(train_rows, test_rows, train_y, test_y, config,
                                               seed=config.seed + 1000 * fold)
         else:
-            model = _head(config, train_x.shape[-1], steps)
+            model = network(config, vectors)
             history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
                                    epochs=config.epochs, batch_size=config.batch_size,
                                    learning_rate=config.learning_rate,
@@ -347,11 +357,7 @@ def _finetune(train_rows, test_rows, train_y, test_y, config: Config, seed: int)
     scale = models.input_scale(config.backbone)
     load = lambda rows: np.stack([np.stack([load_image(p, config.image_size, 3, scale)  # noqa: E731
                                             for p in paths]) for paths in rows["paths"]])
-    model = models.build_prognet_end_to_end(config.backbone, config.seq_len, config.image_size,
-                                            weights=config.weights, finetune=True,
-                                            init_seed=config.cnn_init_seed,
-                                            lstm_units=config.lstm_units, dropout=config.dropout,
-                                            l2=config.l2)
+    model = network(config, None)
     train_x, test_x = load(train_rows), load(test_rows)
     history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
                            epochs=config.epochs, batch_size=config.batch_size,

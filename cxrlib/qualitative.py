@@ -120,20 +120,47 @@ def detector_cams(results_dir: str | Path, fold: int = 0,
     (X-rays at ``DISPLAY_SIZE``, heat maps, titles) for ``plots.plot_cams``; models
     without a finished run are left out (see ``missing``)."""
     images, cams, titles = [], [], []
-    for model in detector_models:
-        run = Path(results_dir) / "detector" / model / f"fold-{fold}"
-        if not (run / "metrics.json").is_file():
-            continue
+    for model, run in _detector_runs(results_dir, fold, detector_models):
         saved = predict.load_detector(run)
-        chosen = pd.read_csv(run / "predictions.csv", dtype={"patient_id": str})
-        chosen = chosen.groupby("class", sort=False).head(1)
         base, head = predict.detector_parts(saved)
-        for row in chosen.to_dict("records"):
+        for row in _cam_examples(run):
             pixels = load_image(row["path"], saved.card["image_size"], 3, saved.card["scale"])
             cams.append(explain.detector_grad_cam(base, head, pixels))
             images.append(display_image(row["path"]))
             titles.append(f"{model}\ntrue {row['class']}, predicted {row['predicted']}")
     return images, cams, titles
+
+
+def _detector_runs(results_dir: str | Path, fold: int,
+                   detector_models: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """(model, run folder) of each finished detector run of ``fold``."""
+    runs = [(model, Path(results_dir) / "detector" / model / f"fold-{fold}")
+            for model in detector_models]
+    return [(model, run) for model, run in runs if (run / "metrics.json").is_file()]
+
+
+def _cam_examples(run: Path) -> list[dict]:
+    """The test images a detector run's Grad-CAM shows: the first of each class."""
+    return pd.read_csv(run / "predictions.csv", dtype={"patient_id": str}).groupby("class", sort=False).head(1).to_dict("records")
+
+
+def detector_cam_paths(results_dir: str | Path, fold: int = 0,
+                       detector_models: tuple[str, ...] = ("cnn", "cnn_lstm")) -> list[str]:
+    """The X-rays ``detector_cams`` shows, in its order (to name their sources)."""
+    return [row["path"] for _, run in _detector_runs(results_dir, fold, detector_models)
+            for row in _cam_examples(run)]
+
+
+def prognet_cam_paths(run_dir: str | Path, sequences: pd.DataFrame,
+                      patient_id: str | None = None, seq_len: int | None = None) -> list[str]:
+    """The X-rays ``prognet_cams`` shows: the first ``seq_len`` of one test patient's series
+    (the run's first test patient by default; ``seq_len`` as the run recorded it)."""
+    run_dir = Path(run_dir)
+    if seq_len is None:
+        seq_len = json.loads((run_dir / "metrics.json").read_text())["parameters"]["seq_len"]
+    tested = pd.read_csv(run_dir / "predictions.csv", dtype={"patient_id": str})
+    patient_id = str(patient_id or tested["patient_id"].iloc[0])
+    return list(sequences.set_index("patient_id").loc[patient_id, "paths"][:seq_len])
 
 
 def prognet_cams(run_dir: str | Path, sequences: pd.DataFrame, patient_id: str | None = None
@@ -143,7 +170,7 @@ def prognet_cams(run_dir: str | Path, sequences: pd.DataFrame, patient_id: str |
     saved = predict.load_prognet(run_dir)
     tested = pd.read_csv(Path(run_dir) / "predictions.csv", dtype={"patient_id": str})
     patient_id = str(patient_id or tested["patient_id"].iloc[0])
-    paths = sequences.set_index("patient_id").loc[patient_id, "paths"][:saved.card["seq_len"]]
+    paths = prognet_cam_paths(run_dir, sequences, patient_id, saved.card["seq_len"])
     images, cams, titles = predict.prognet_grad_cams(saved, paths)
     return images, cams, [f"patient {patient_id}, {t}" for t in titles]
 

@@ -28,6 +28,8 @@ FLOORS = {
     "compare": 5, "verdict": 5, "qualitative": 5, "predict": 5, "plots": 5,
     # 6. running notebooks and the command line
     "runs": 6, "batch": 6, "readme": 6, "publish": 6, "book": 6, "cli": 6,
+    # what the chapters share: parameters as a Config (1); the runs and images they show (5)
+    "params": 1, "chapters": 5,
 }
 
 

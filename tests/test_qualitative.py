@@ -80,3 +80,22 @@ def test_missing_and_find_run(tmp_path: Path) -> None:
     assert qualitative.find_run(tmp_path, "prognet", "resnet50/seed-0") == seed  # the first finished
     assert qualitative.find_run(tmp_path, "detector", "cnn/fold-0") == fold
     assert qualitative.find_run(tmp_path / "none", "prognet", "resnet50/seed-0") is None
+
+
+def test_the_cam_paths_are_the_images_the_cams_show(tmp_path: Path) -> None:
+    for model in ("cnn", "cnn_lstm"):
+        run = _finished(tmp_path / "detector" / model / "fold-0")
+        pd.DataFrame({"path": ["c1.png", "c2.png", "p1.png", "n1.png"],
+                      "class": ["covid19", "covid19", "pneumonia", "normal"]}).to_csv(
+            run / "predictions.csv", index=False)
+    _finished(tmp_path / "detector" / "cnn" / "fold-1")  # another fold: not shown
+    assert qualitative.detector_cam_paths(tmp_path, 0) == ["c1.png", "p1.png", "n1.png"] * 2
+    assert qualitative.detector_cam_paths(tmp_path, 0, ("cnn",)) == ["c1.png", "p1.png", "n1.png"]
+
+    run = tmp_path / "prognet" / "resnet50" / "seed-0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"parameters": {"seq_len": 2}}))
+    pd.DataFrame({"patient_id": ["7", "3"]}).to_csv(run / "predictions.csv", index=False)
+    sequences = pd.DataFrame({"patient_id": ["3", "7"], "paths": [["a", "b", "c"], ["x", "y", "z"]]})
+    assert qualitative.prognet_cam_paths(run, sequences) == ["x", "y"]  # first test patient
+    assert qualitative.prognet_cam_paths(run, sequences, "3", seq_len=3) == ["a", "b", "c"]

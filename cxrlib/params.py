@@ -1,0 +1,23 @@
+"""A notebook's parameters as an experiment's ``Config``.
+
+A chapter's ``parameters`` cell assigns plain names (papermill overrides them); the
+experiment wants one checked ``Config`` dataclass. ``config_from`` picks the names that are
+fields of the dataclass from any mapping (a dict of parameters, or a notebook's
+``globals()``), leaves the others out (``data_dir``, ``out_dir``, imported modules), and
+runs the dataclass's ``check``. Fields the mapping does not name keep the dataclass's
+defaults, which are the paper's values. Both experiments use it, so the rule is written
+once: ``prognet.config_from`` and ``detector.config_from`` call it with their ``Config``.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+def config_from(config_class: type[T], parameters: Mapping[str, Any]) -> T:
+    """A checked ``config_class`` built from the entries of ``parameters`` that are its
+    fields; every other entry is ignored."""
+    names = {field.name for field in fields(config_class)}
+    return config_class(**{k: v for k, v in parameters.items() if k in names}).check()
