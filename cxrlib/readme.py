@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
 
+from cxrlib import verdict
 from cxrlib.compare import BASE_TITLES, base_caption
 
 
@@ -90,24 +92,45 @@ def results_markdown(results: dict[str, str | Path], headings: str = "###") -> s
 
 
 REASON_COLUMNS = ("why", "reason")  # the verdict table's column holding the reason
-VERDICTS = ("reproduced", "not reproduced", "not distinguishable", "not testable here")
-#: The compact verdict table: column of ``verdict_table`` -> its title.
-COMPACT = {"claim": "claim", "paper's value": "paper's value", "ours": "ours",
-           "95% CI": "95 % interval", "verdict": "verdict"}
+#: Titles the compact table gives ``verdict.COMPACT``'s columns (the others keep their name).
+TITLES = {"95% CI": "95 % interval"}
+MAX_CELL = 100  # characters in a README table cell: a row must read on a phone
 
 
-def compact_verdict(table: pd.DataFrame) -> pd.DataFrame:
-    """The verdict table in its compact form (claim, paper's value, ours, 95 % interval,
-    verdict): the one place that knows which columns of ``verdict.csv`` the README and the
-    book's landing page show."""
+def compact_verdict(table: pd.DataFrame, max_cell: int | None = None) -> pd.DataFrame:
+    """The verdict table in its compact form (``verdict.COMPACT``: claim, paper's value,
+    ours, 95 % interval, verdict), the one place that knows which columns of
+    ``verdict.csv`` the README and the book's landing page show. ``max_cell``: claims longer
+    than that are shortened (``short_claim``); the full claim stays in the details page."""
     table = table.fillna("")
-    return table[[c for c in COMPACT if c in table]].rename(columns=COMPACT)
+    compact = table[[c for c in verdict.COMPACT if c in table]].rename(columns=TITLES)
+    if max_cell and "claim" in compact:
+        compact["claim"] = [short_claim(c, max_cell) for c in compact["claim"]]
+    return compact
+
+
+def short_claim(claim: str, limit: int = MAX_CELL) -> str:
+    """A claim in at most ``limit`` characters: first without the asides nested inside its
+    parentheses ("Table I read as FN and FP headers swapped (sensitivity and specificity)"
+    loses the inner aside), then, if still too long, cut at a word with an ellipsis."""
+    text = str(claim)
+    while len(text) > limit:
+        nested = re.search(r"(\([^()]*)\s*\([^()]*\)", text)  # an aside inside an aside
+        if not nested:
+            break
+        text = text[:nested.start()] + nested.group(1).rstrip() + text[nested.end():]
+    if len(text) > limit:
+        text = text[:limit - 1].rsplit(" ", 1)[0] + "…"
+    return text
 
 
 def verdict_counts(table: pd.DataFrame) -> str:
-    """``2 reproduced, 3 not testable here``: how many claims got each verdict."""
+    """``2 reproduced, 3 not testable here, 1 shortcut in the data``: how many claims got
+    each verdict, every kind of ``verdict.VERDICTS`` in its order (a verdict it does not
+    know is counted after them, never dropped)."""
     counts = table["verdict"].value_counts()
-    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
+    kinds = [*verdict.VERDICTS, *sorted(set(counts.index) - set(verdict.VERDICTS))]
+    return ", ".join(f"{counts[v]} {v}" for v in kinds if v in counts)
 
 
 def _verdict_lines(path: Path) -> list[str]:
@@ -145,7 +168,7 @@ def readme_markdown(results: dict[str, str | Path], details: str = "docs/results
             continue
         table = pd.read_csv(path)
         lines += [f"Verdict per claim ({verdict_counts(table)}; {_setup(path.parent)}):", "",
-                  compact_verdict(table).to_markdown(index=False), ""]
+                  compact_verdict(table, MAX_CELL).to_markdown(index=False), ""]
     lines += [f"Why each verdict, and every table: [{details}]({details}).", ""]
     return "\n".join(lines)
 

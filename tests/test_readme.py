@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cxrlib import cli, readme
+from cxrlib import cli, readme, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_README_CHARS = 20_000
@@ -71,3 +71,33 @@ def test_the_readme_keeps_the_compact_verdict_and_the_page_the_reasons(tmp_path:
     assert "1 reproduced" in text and "[docs/results.md](docs/results.md)" in text
     assert "a long reason" in details and details.startswith("# Results")
     assert not [c for c in table_cells(text) if len(c) > MAX_CELL_CHARS]
+
+
+def test_the_count_names_every_kind_of_verdict() -> None:
+    """The lungs audit's own verdicts are counted as the others are, none dropped."""
+    table = pd.DataFrame({"verdict": [*verdict.VERDICTS, "not testable here", "shortcut in the data",
+                                      "an unknown kind"]})
+    counts = readme.verdict_counts(table)
+    assert counts == ("1 reproduced, 1 not reproduced, 1 not distinguishable, 2 not testable here, "
+                      "2 shortcut in the data, 1 no shortcut found, 1 an unknown kind")
+    assert sum(int(part.split(" ", 1)[0]) for part in counts.split(", ")) == len(table)
+
+
+def test_the_compact_table_shows_the_verdict_modules_columns_in_short_cells() -> None:
+    long_claim = ("ProgNet has the lowest FN and FP rates (Table I read as FN and FP headers swapped "
+                  "(sensitivity and specificity))")
+    table = pd.DataFrame({"paper": ["ProgNet"], "claim": [long_claim], "paper's value": [None],
+                          "ours": [-0.09], "95% CI": ["[-0.217, 0.000]"], "verdict": ["not testable here"],
+                          "why": ["a reason"], "key": ["k"]})
+    full, short = readme.compact_verdict(table), readme.compact_verdict(table, readme.MAX_CELL)
+    assert list(full.columns) == [readme.TITLES.get(c, c) for c in verdict.COMPACT]
+    assert full["claim"].iloc[0] == long_claim
+    assert short["claim"].iloc[0] == ("ProgNet has the lowest FN and FP rates (Table I read as FN and FP "
+                                      "headers swapped)")
+
+
+def test_a_claim_with_no_aside_to_drop_is_cut_at_a_word() -> None:
+    claim = "word " * 40
+    short = readme.short_claim(claim, 30)
+    assert len(short) <= 30 and short.endswith("…") and claim.startswith(short[:-1])
+    assert readme.short_claim("short (a (b))", 30) == "short (a (b))"
