@@ -384,58 +384,80 @@ def summary(data_dir: str | Path, min_images: int = 3) -> dict:
         out["cohen"] = None
         out["cohen_error"] = str(err)
     else:
-        everything = load_cohen(data_dir, modality=None, views=None, unique=False)
-        frontal_rows = everything[(everything["modality"] == XRAY)
-                                  & everything["view"].isin(FRONTAL_VIEWS)]
-        frontal = frontal_rows[~frontal_rows["content"].duplicated()]
-        listed = frontal[frontal["survival"].notna()]
-        per_patient = listed.groupby("patient_id").size()
-        cohort = per_patient[per_patient >= min_images].index
-        usable = frontal[frontal["exists"] & frontal["survival"].notna()]
-        usable_counts = usable.groupby("patient_id").size()
-        usable_cohort = usable_counts[usable_counts >= min_images].index
-        survival_of = listed.groupby("patient_id")["survival"].first()
-        merged = merged_patients(everything)
-        out["cohen"] = {
-            **{k: v for k, v in (cohen_version(data_dir) or {}).items()},
-            "rows": len(table),
-            "patients_listed": int(everything["patient_id_listed"].nunique()),
-            "patients": int(everything["patient_id"].nunique()),
-            "duplicate_patient_ids_merged": {
-                row.patient_id: row.listed_ids for row in merged.itertuples()},
-            "duplicate_rows_counted_once": int(everything["content"].duplicated().sum()),
-            **_near_duplicate_counts(everything),
-            "findings": _counts(table["finding"]),
-            "views": _counts(table["view"]),
-            "modalities": _counts(table["modality"]),
-            "survival": _counts(table["survival"]),
-            "frontal_xray_rows": len(frontal_rows),
-            "frontal_xray_images": len(frontal),
-            "covid19_frontal_xray_images": int((frontal["finding"] == "COVID-19").sum()),
-            "listed_but_missing": int((everything["problem"] == "missing").sum()),
-            "empty_files": int((everything["problem"] == "empty file").sum()),
-            f"patients_with_{min_images}plus_frontal_and_label": len(cohort),
-            f"deaths_among_them": int((survival_of.loc[cohort] == "N").sum()),
-            f"patients_with_{min_images}plus_readable_frontal_and_label": len(usable_cohort),
-        }
+        out["cohen"] = _cohen_summary(data_dir, table, min_images)
     try:
         pediatric = load_pneumonia(data_dir)
     except DataError as err:
         out["pneumonia"] = None
         out["pneumonia_error"] = str(err)
     else:
-        out["pneumonia"] = {
-            "images": len(pediatric),
-            "by_split_and_class": {
-                f"{split}/{label}": int(n)
-                for (split, label), n in pediatric.groupby(["split", "class"]).size().items()},
-            "classes": _counts(pediatric["class"]),
-            "subtypes": _counts(pediatric["subtype"]),
-            "patients": int(pediatric["patient_id"].nunique()),
-            "patients_listed": int(pediatric["patient_id_listed"].nunique()),
-            "missing_or_empty": int((~pediatric["exists"]).sum()),
-        }
+        out["pneumonia"] = _pneumonia_summary(pediatric)
     return out
+
+
+def _cohen_summary(data_dir: str | Path, table: pd.DataFrame, min_images: int) -> dict:
+    """The Cohen part of ``summary``: ``table`` is ``metadata.csv`` as listed; patients and
+    images are counted both as listed and with each person and each image once."""
+    everything = load_cohen(data_dir, modality=None, views=None, unique=False)
+    frontal_rows = everything[(everything["modality"] == XRAY)
+                              & everything["view"].isin(FRONTAL_VIEWS)]
+    frontal = frontal_rows[~frontal_rows["content"].duplicated()]
+    cohort = _prognet_cohort_counts(frontal, min_images)
+    merged = merged_patients(everything)
+    return {
+        **{k: v for k, v in (cohen_version(data_dir) or {}).items()},
+        "rows": len(table),
+        "patients_listed": int(everything["patient_id_listed"].nunique()),
+        "patients": int(everything["patient_id"].nunique()),
+        "duplicate_patient_ids_merged": {
+            row.patient_id: row.listed_ids for row in merged.itertuples()},
+        "duplicate_rows_counted_once": int(everything["content"].duplicated().sum()),
+        **_near_duplicate_counts(everything),
+        "findings": _counts(table["finding"]),
+        "views": _counts(table["view"]),
+        "modalities": _counts(table["modality"]),
+        "survival": _counts(table["survival"]),
+        "frontal_xray_rows": len(frontal_rows),
+        "frontal_xray_images": len(frontal),
+        "covid19_frontal_xray_images": int((frontal["finding"] == "COVID-19").sum()),
+        "listed_but_missing": int((everything["problem"] == "missing").sum()),
+        "empty_files": int((everything["problem"] == "empty file").sum()),
+        **cohort,
+    }
+
+
+def _prognet_cohort_counts(frontal: pd.DataFrame, min_images: int) -> dict[str, int]:
+    """The ProgNet cohort among ``frontal`` X-rays (each image once): patients with
+    >= ``min_images`` of them and a survival label, the deaths among those patients, and
+    the patients with that many readable ones."""
+    listed = frontal[frontal["survival"].notna()]
+    per_patient = listed.groupby("patient_id").size()
+    cohort = per_patient[per_patient >= min_images].index
+    usable = frontal[frontal["exists"] & frontal["survival"].notna()]
+    usable_counts = usable.groupby("patient_id").size()
+    usable_cohort = usable_counts[usable_counts >= min_images].index
+    survival_of = listed.groupby("patient_id")["survival"].first()
+    return {
+        f"patients_with_{min_images}plus_frontal_and_label": len(cohort),
+        "deaths_among_them": int((survival_of.loc[cohort] == "N").sum()),
+        f"patients_with_{min_images}plus_readable_frontal_and_label": len(usable_cohort),
+    }
+
+
+def _pneumonia_summary(pediatric: pd.DataFrame) -> dict:
+    """The pediatric part of ``summary`` from ``load_pneumonia``'s table: images per split
+    and class, subtypes, patients (merged and as listed) and files missing or empty."""
+    return {
+        "images": len(pediatric),
+        "by_split_and_class": {
+            f"{split}/{label}": int(n)
+            for (split, label), n in pediatric.groupby(["split", "class"]).size().items()},
+        "classes": _counts(pediatric["class"]),
+        "subtypes": _counts(pediatric["subtype"]),
+        "patients": int(pediatric["patient_id"].nunique()),
+        "patients_listed": int(pediatric["patient_id_listed"].nunique()),
+        "missing_or_empty": int((~pediatric["exists"]).sum()),
+    }
 
 
 def identity_effect(data_dir: str | Path, min_images: int = 3) -> pd.DataFrame:

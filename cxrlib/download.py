@@ -114,10 +114,7 @@ def download(dataset: str, dest: str | Path, *, from_path: str | Path | None = N
                             chunk_size=chunk_size, timeout=timeout)
     source = _source(dataset)
     pin = _pin(dataset, snapshot, commit, from_path is not None)
-    if pin is not None:
-        source = replace(source, url=pin["url"] or source.url,
-                         archive=f"{source.folder}-{pin['commit'] or pin['snapshot']}.zip",
-                         sha256=pin["archive_sha256"])
+    source = _pinned(source, pin)
     dest = Path(dest).expanduser()
     final = dest / source.folder
     if is_installed(final, source) and not force:
@@ -128,25 +125,11 @@ def download(dataset: str, dest: str | Path, *, from_path: str | Path | None = N
     _check_target(final, force)
     expected = _check_sha256(sha256 or source.sha256)
     dest.mkdir(parents=True, exist_ok=True)
-    record = None if dataset != "cohen" else {
-        "snapshot": pin and pin["snapshot"], "commit": pin and pin["commit"],
-        "metadata_sha256_expected": pin and pin["metadata_sha256"]}
-
+    record = _cohen_record(pin) if dataset == "cohen" else None
     if from_path is not None:
-        local = Path(from_path).expanduser()
-        if local.is_dir():
-            _install_folder(local, source, final, link=link,
-                            record=None if link else _with(record, url=str(local)))
-            return final
-        if not local.is_file():
-            raise DataError(f"--from {local}: no such file or folder")
-        if link:
-            log.warning("link=True only applies to folders; extracting %s", local)
-        _verify(local, expected, delete=False)
-        _install_archive(local, source, final, delete_bad=False, progress=progress,
-                         record=_with(record, url=str(local), archive=local))
+        _install_local(Path(from_path).expanduser(), source, final, expected=expected,
+                       link=link, progress=progress, record=record)
         return final
-
     archive_url = url or source.url
     archive = fetch(archive_url, dest / DOWNLOADS / source.archive,
                     progress=progress, chunk_size=chunk_size, timeout=timeout)
@@ -154,6 +137,39 @@ def download(dataset: str, dest: str | Path, *, from_path: str | Path | None = N
     _install_archive(archive, source, final, delete_bad=True, progress=progress,
                      record=_with(record, url=archive_url, archive=archive))
     return final
+
+
+def _install_local(local: Path, source: Source, final: Path, *, expected: str | None,
+                   link: bool, progress: bool, record: dict | None) -> None:
+    """Install from ``--from``: a folder in the original layout (copied, or symlinked with
+    ``link``) or an archive (checked against ``expected``, never deleted)."""
+    if local.is_dir():
+        _install_folder(local, source, final, link=link,
+                        record=None if link else _with(record, url=str(local)))
+        return
+    if not local.is_file():
+        raise DataError(f"--from {local}: no such file or folder")
+    if link:
+        log.warning("link=True only applies to folders; extracting %s", local)
+    _verify(local, expected, delete=False)
+    _install_archive(local, source, final, delete_bad=False, progress=progress,
+                     record=_with(record, url=str(local), archive=local))
+
+
+def _pinned(source: Source, pin: dict | None) -> Source:
+    """``source`` with the URL, archive name and checksum a ``pin`` fixes (unchanged without one)."""
+    if pin is None:
+        return source
+    return replace(source, url=pin["url"] or source.url,
+                   archive=f"{source.folder}-{pin['commit'] or pin['snapshot']}.zip",
+                   sha256=pin["archive_sha256"])
+
+
+def _cohen_record(pin: dict | None) -> dict:
+    """What the Cohen install record starts with: the pin asked for (each value None
+    without one)."""
+    return {"snapshot": pin and pin["snapshot"], "commit": pin and pin["commit"],
+            "metadata_sha256_expected": pin and pin["metadata_sha256"]}
 
 
 def _pin(dataset: str, snapshot: str | None, commit: str | None,

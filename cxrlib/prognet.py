@@ -300,54 +300,96 @@ def train_and_predict(sequences: pd.DataFrame, folds: list, vectors: dict,
     for fold, train_pos, test_pos in folds:
         train_rows = sequence_rows(sequences, train_pos, config)
         test_rows = sequence_rows(sequences, test_pos, config)
-        steps = config.seq_len or max(len(p) for p in pd.concat([train_rows, test_rows])["paths"])
-        train_x, test_x = to_array(train_rows, vectors, steps), to_array(test_rows, vectors, steps)
+        train_x, test_x = _padded_arrays(train_rows, test_rows, vectors, config)
         train_y = train_rows["label"].to_numpy("float32")
         test_y = test_rows["label"].to_numpy("float32")
-        lengths = lambda rows: rows["paths"].map(len).to_numpy()  # noqa: E731
-        stats = None
-        if config.standardize:
-            stats = feature_stats(train_x, lengths(train_rows))
-            train_x = apply_standardization(train_x, lengths(train_rows), *stats)
-            test_x = apply_standardization(test_x, lengths(test_rows), *stats)
-        training.set_seed(config.seed + 1000 * fold)
-        if config.finetune:
-            model, history, score = _finetune(train_rows, test_rows, train_y, test_y, config,
-                                              seed=config.seed + 1000 * fold)
-        else:
-            model = network(config, vectors)
-            history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
-                                   epochs=config.epochs, batch_size=config.batch_size,
-                                   learning_rate=config.learning_rate,
-                                   lr_decay=config.lr_decay,
-                                   decoupled_decay=config.decoupled_decay,
-                                   validation=(test_x, test_y),
-                                   seed=config.seed + 1000 * fold)
-            score = training.predict(model, test_x)[:, 0]
-        baselines, fitted = baseline_scores(train_x, train_y, test_x, lengths(test_rows),
-                                             lengths(train_rows), config.seed)
+        train_x, test_x, stats = _standardized(train_x, test_x, train_rows, test_rows, config)
+        model, history, score = _train_head(fold, train_rows, test_rows, train_x, train_y,
+                                            test_x, test_y, vectors, config)
+        baselines, fitted = baseline_scores(train_x, train_y, test_x, _lengths(test_rows),
+                                             _lengths(train_rows), config.seed)
         for name, value in (("folds", fold), ("heads", model), ("standardization", stats),
                             ("baselines", fitted)):
             getattr(trained, name).append(value)
-        scored = test_rows.assign(survival_score=score,
-                                  **{f"score_{k}": v for k, v in baselines.items()})
-        score_columns = ["survival_score"] + [f"score_{k}" for k in BASELINES]
-        per_patient = scored.groupby("patient_id", sort=False).agg(
-            label=("label", "first"), n_windows=("window", "size"),
-            **{c: (c, "mean") for c in score_columns}).reset_index()
-        per_patient.insert(2, "fold", fold)
+        per_patient = _patient_scores(test_rows, score, baselines, fold)
         per_patient["n_train"] = len(train_pos)
         per_patient["n_test"] = len(test_pos)
         predictions.append(per_patient)
         histories.append(history.assign(fold=fold))
+    table = _prediction_table(predictions, sequences, config)
+    return table, pd.concat(histories, ignore_index=True), trained
+
+
+def _lengths(rows: pd.DataFrame) -> np.ndarray:
+    """How many images each row's sequence holds (before padding)."""
+    return rows["paths"].map(len).to_numpy()
+
+
+def _padded_arrays(train_rows: pd.DataFrame, test_rows: pd.DataFrame, vectors: dict,
+                   config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Both splits' feature sequences as arrays of one length: ``config.seq_len``, or with
+    ``seq_len=None`` the longest sequence of the two."""
+    steps = config.seq_len or max(len(p) for p in pd.concat([train_rows, test_rows])["paths"])
+    return to_array(train_rows, vectors, steps), to_array(test_rows, vectors, steps)
+
+
+def _standardized(train_x: np.ndarray, test_x: np.ndarray, train_rows: pd.DataFrame,
+                  test_rows: pd.DataFrame, config: Config) -> tuple:
+    """(train_x, test_x, stats): with ``config.standardize`` both splits scaled by the
+    training split's (mean, std), which come third; otherwise unchanged, and None."""
+    if not config.standardize:
+        return train_x, test_x, None
+    stats = feature_stats(train_x, _lengths(train_rows))
+    train_x = apply_standardization(train_x, _lengths(train_rows), *stats)
+    test_x = apply_standardization(test_x, _lengths(test_rows), *stats)
+    return train_x, test_x, stats
+
+
+def _train_head(fold: int, train_rows: pd.DataFrame, test_rows: pd.DataFrame,
+                train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                test_y: np.ndarray, vectors: dict, config: Config) -> tuple:
+    """Seed, train and score one split's network: (model, history, P(survival) of each
+    test row). The seed is ``config.seed + 1000 * fold``."""
+    seed = config.seed + 1000 * fold
+    training.set_seed(seed)
+    if config.finetune:
+        return _finetune(train_rows, test_rows, train_y, test_y, config, seed=seed)
+    model = network(config, vectors)
+    history = training.fit(model, train_x, train_y, loss="binary_crossentropy",
+                           epochs=config.epochs, batch_size=config.batch_size,
+                           learning_rate=config.learning_rate,
+                           lr_decay=config.lr_decay,
+                           decoupled_decay=config.decoupled_decay,
+                           validation=(test_x, test_y),
+                           seed=seed)
+    return model, history, training.predict(model, test_x)[:, 0]
+
+
+def _patient_scores(test_rows: pd.DataFrame, score: np.ndarray, baselines: dict,
+                    fold: int) -> pd.DataFrame:
+    """One row per test patient of a split: label, number of windows, fold, and the
+    model's and each baseline's score averaged over the patient's windows."""
+    scored = test_rows.assign(survival_score=score,
+                              **{f"score_{k}": v for k, v in baselines.items()})
+    score_columns = ["survival_score"] + [f"score_{k}" for k in BASELINES]
+    per_patient = scored.groupby("patient_id", sort=False).agg(
+        label=("label", "first"), n_windows=("window", "size"),
+        **{c: (c, "mean") for c in score_columns}).reset_index()
+    per_patient.insert(2, "fold", fold)
+    return per_patient
+
+
+def _prediction_table(predictions: list, sequences: pd.DataFrame,
+                      config: Config) -> pd.DataFrame:
+    """Every split's patient rows as one table, with the thresholded prediction, the run
+    (seed, backbone) and each patient's ``n_images`` and ``survival``."""
     table = pd.concat(predictions, ignore_index=True)
     table["predicted"] = (table["survival_score"] >= config.threshold).astype(int)
     table["split"] = "test"
     table["seed"] = config.seed
     table["backbone"] = config.backbone
     info = sequences.set_index("patient_id")[["n_images", "survival"]]
-    table = table.join(info, on="patient_id")
-    return table, pd.concat(histories, ignore_index=True), trained
+    return table.join(info, on="patient_id")
 
 
 def _finetune(train_rows, test_rows, train_y, test_y, config: Config, seed: int):

@@ -223,8 +223,6 @@ def publish(results_dir: str | Path, out: str | Path, *, prognet_run: str = "res
 
     Raises ``PublishError`` when the batch has no tables or the result breaks the size
     limits or still names a machine path; ``out`` is then left untouched."""
-    import nbformat
-
     results_dir, out = Path(results_dir).resolve(), Path(out).resolve()
     if not (results_dir / "tables").is_dir():
         raise PublishError(f"{results_dir} has no tables/: run `cxr batch` (with its reports) first")
@@ -238,34 +236,10 @@ def publish(results_dir: str | Path, out: str | Path, *, prognet_run: str = "res
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        chapters, missing, uncredited, shrunk = [], [], [], []
-        for name, path in Source(results_dir, prognet_run, detector_run).chapters().items():
-            if not path.is_file():
-                missing.append(name)
-                continue
-            notebook = clean_notebook(nbformat.read(path, as_version=4), in_notebooks)
-            text = nbformat.writes(notebook) + "\n"
-            if len(text.encode()) > MAX_FILE_BYTES and shrink_images(notebook):
-                text = nbformat.writes(notebook) + "\n"  # still too large: the check says so
-                shrunk.append(name)
-            io.write_text(staging / "chapters" / name, text)
-            chapters.append(name)
-            if name in XRAY_CHAPTERS and credits_missing(notebook):
-                uncredited.append(name)
-        for table in sorted((results_dir / "tables").glob("*.csv")):
-            shutil.copyfile(table, _made(staging / "tables" / table.name))
-        for folder, target in ((results_dir / "figures", "figures"),
-                               (results_dir / "exploration" / "figures", "figures/exploration")):
-            for figure in sorted(folder.glob("*")) if folder.is_dir() else []:
-                if figure.suffix.lower() in FIGURE_SUFFIXES:
-                    shutil.copyfile(figure, _made(staging / target / figure.name))
-        info = _rewrite_json(info, in_repo)
-        if info:
-            io.write_json(staging / "batch.json", info)
-        summary = results_dir / "batch_summary.csv"
-        if summary.is_file():
-            table = pd.read_csv(summary, dtype=str, keep_default_na=False)
-            io.write_csv(staging / "batch_summary.csv", table.map(in_repo))
+        chapters, missing, uncredited, shrunk = _stage_chapters(
+            Source(results_dir, prognet_run, detector_run), staging, in_notebooks)
+        _stage_tables_and_figures(results_dir, staging)
+        info = _stage_batch_record(results_dir, staging, info, in_repo)
         io.write_text(staging / "README.md", folder_readme(info, chapters, missing, prognet_run,
                                                           detector_run, in_repo(str(results_dir)),
                                                           shrunk))
@@ -278,6 +252,55 @@ def publish(results_dir: str | Path, out: str | Path, *, prognet_run: str = "res
         raise
     return {**report, "chapters": chapters, "missing": missing, "credits_missing": uncredited,
             "shrunk": shrunk}
+
+
+def _stage_chapters(source: Source, staging: Path,
+                    rewrite: Rewriter) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Write each executed chapter of ``source`` into ``staging/chapters``, cleaned with
+    ``rewrite``; return the chapters written, those missing from the batch, those showing
+    X-rays without credits, and those whose figures had to be stored with fewer colours."""
+    import nbformat
+
+    chapters, missing, uncredited, shrunk = [], [], [], []
+    for name, path in source.chapters().items():
+        if not path.is_file():
+            missing.append(name)
+            continue
+        notebook = clean_notebook(nbformat.read(path, as_version=4), rewrite)
+        text = nbformat.writes(notebook) + "\n"
+        if len(text.encode()) > MAX_FILE_BYTES and shrink_images(notebook):
+            text = nbformat.writes(notebook) + "\n"  # still too large: the check says so
+            shrunk.append(name)
+        io.write_text(staging / "chapters" / name, text)
+        chapters.append(name)
+        if name in XRAY_CHAPTERS and credits_missing(notebook):
+            uncredited.append(name)
+    return chapters, missing, uncredited, shrunk
+
+
+def _stage_tables_and_figures(results_dir: Path, staging: Path) -> None:
+    """Copy the batch's tables (CSV) and figures, the exploration's included, into ``staging``."""
+    for table in sorted((results_dir / "tables").glob("*.csv")):
+        shutil.copyfile(table, _made(staging / "tables" / table.name))
+    for folder, target in ((results_dir / "figures", "figures"),
+                           (results_dir / "exploration" / "figures", "figures/exploration")):
+        for figure in sorted(folder.glob("*")) if folder.is_dir() else []:
+            if figure.suffix.lower() in FIGURE_SUFFIXES:
+                shutil.copyfile(figure, _made(staging / target / figure.name))
+
+
+def _stage_batch_record(results_dir: Path, staging: Path, info: dict,
+                        rewrite: Rewriter) -> dict:
+    """Write the batch's ``batch.json`` (``info``) and ``batch_summary.csv`` into ``staging``
+    with paths made relative by ``rewrite``; return the rewritten ``info``."""
+    info = _rewrite_json(info, rewrite)
+    if info:
+        io.write_json(staging / "batch.json", info)
+    summary = results_dir / "batch_summary.csv"
+    if summary.is_file():
+        table = pd.read_csv(summary, dtype=str, keep_default_na=False)
+        io.write_csv(staging / "batch_summary.csv", table.map(rewrite))
+    return info
 
 
 def _made(path: Path) -> Path:

@@ -662,15 +662,13 @@ def read_manifest(out: str | Path) -> pd.DataFrame:
 
 
 def _readme(seed: int, manifest: pd.DataFrame) -> str:
-    """Text of ``out/README.md``."""
-    cohen = manifest[manifest.dataset == "cohen"]
-    ped = manifest[manifest.dataset == "pediatric"]
-    ped_counts = ped.groupby(["split", "finding"]).size()
-    ped_lines = "\n".join(f"  - {s}/{f}: {n}" for (s, f), n in ped_counts.items())
-    per_finding = cohen.groupby("finding").agg(images=("path", "size"),
-                                               patients=("patient", "nunique"))
-    findings = "\n".join(f"  - {f}: {r.images} image(s), {r.patients} patient(s)"
-                         for f, r in per_finding.iterrows())
+    """Text of ``out/README.md``: what the sample is, then what ``manifest`` counts."""
+    return _readme_description(seed) + _readme_counts(manifest)
+
+
+def _readme_description(seed: int) -> str:
+    """The README's fixed part: what the sample is, its layout, how to regenerate it,
+    the signals designed into it and its edge cases."""
     return f"""# Synthetic sample data (not real patients)
 
 Every image here is a **synthetic phantom** drawn by `cxrlib.sample.write_sample_data`
@@ -717,7 +715,21 @@ byte-identical files (with the same Pillow and libjpeg versions).
   same files (as patients 285 and 339 of the real collection): one person, one cohort
   member, once the ids are merged by image content.
 
-## Counts
+"""
+
+
+def _readme_counts(manifest: pd.DataFrame) -> str:
+    """The README's ``Counts`` section: rows, patients and files of each dataset, per
+    finding (Cohen) and per split and class (pediatric)."""
+    cohen = manifest[manifest.dataset == "cohen"]
+    ped = manifest[manifest.dataset == "pediatric"]
+    ped_counts = ped.groupby(["split", "finding"]).size()
+    ped_lines = "\n".join(f"  - {s}/{f}: {n}" for (s, f), n in ped_counts.items())
+    per_finding = cohen.groupby("finding").agg(images=("path", "size"),
+                                               patients=("patient", "nunique"))
+    findings = "\n".join(f"  - {f}: {r.images} image(s), {r.patients} patient(s)"
+                         for f, r in per_finding.iterrows())
+    return f"""## Counts
 - Cohen: {len(cohen)} rows, {cohen.patient.nunique()} patients, {int(cohen.written.sum())} files.
 {findings}
 - Pediatric: {len(ped)} images, {ped.patient.nunique()} patients.
