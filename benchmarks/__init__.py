@@ -1,7 +1,5 @@
-"""Benchmarks of the reproduction: ``python -m benchmarks`` (see ``benchmarks/README.md``).
-
-Timing code lives here, never in ``tests/`` (tests only check the output's structure).
-"""
+"""Benchmarks of the reproduction: ``python -m benchmarks`` (see ``benchmarks/README.md``);
+timing code lives here, never in ``tests/`` (tests only check the output's structure)."""
 from __future__ import annotations
 
 import os
@@ -11,6 +9,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 """The repository root (``benchmarks/`` is not installed: run from a clone)."""
+
+
+def free_models() -> None:
+    """Drop the Keras models built so far, before the next backbone is built."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
 
 
 def shown(path: str | Path) -> str:

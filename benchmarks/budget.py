@@ -1,11 +1,8 @@
 """Where a batch's seconds go, per kind of run, read from the runs it left behind.
 
-Every code cell of the notebooks carries a ``stage:<name>`` tag (imports, tables,
-features, train, evaluate, audit, report, write) and papermill records each cell's
-duration in the executed notebook. A run's ``start`` is what its cells do not account
-for: starting (or resetting) the kernel, papermill reading and writing the notebook, the
-parameters cell, the run folder's rename. The stages of a run therefore add up to the
-seconds ``cxr batch`` measured for it (``batch_summary.csv``).
+Every code cell of the notebooks carries a ``stage:<name>`` tag and papermill records each
+cell's duration; a run's ``start`` is what its cells do not account for (the kernel,
+papermill), so the stages add up to the seconds ``cxr batch`` measured for the run.
 """
 from __future__ import annotations
 
@@ -13,7 +10,6 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks import REPO
 from cxrlib.runs import NOTEBOOKS
 
 STAGES = ("start", "imports", "tables", "features", "train", "evaluate", "audit", "report",
@@ -29,29 +25,14 @@ def _stage(tags: list[str]) -> str | None:
     return next((t.split(":", 1)[1] for t in tags if t.startswith("stage:")), None)
 
 
-def source_stages(name: str) -> dict[str, str]:
-    """{cell id: stage} of the repository's notebook ``name`` (empty if there is none)."""
-    path = REPO / "notebooks" / name
-    if not path.is_file():
-        return {}
-    cells = json.loads(path.read_text())["cells"]
-    return {c["id"]: stage for c in cells if "id" in c
-            and (stage := _stage(c.get("metadata", {}).get("tags", [])))}
-
-
 def cell_stages(notebook: Path) -> dict[str, float]:
-    """Seconds per stage of one executed notebook (papermill's cell durations). A cell
-    without a stage tag (a run made before the tags existed) takes the stage of the cell
-    with its id in the repository's notebook; the parameters cells count as ``start``."""
-    cells = json.loads(Path(notebook).read_text())["cells"]
-    by_id = source_stages(Path(notebook).name)
+    """Seconds per stage of one executed notebook (papermill's cell durations); the
+    parameters cells, and any cell without a known stage tag, count as ``start``."""
     seconds: dict[str, float] = defaultdict(float)
-    for cell in cells:
+    for cell in json.loads(Path(notebook).read_text())["cells"]:
         if cell.get("cell_type") != "code":
             continue
-        tags = cell.get("metadata", {}).get("tags", [])
-        stage = _stage(tags) or ("start" if {"parameters", "injected-parameters"} & set(tags)
-                                 else by_id.get(cell.get("id"), "start"))
+        stage = _stage(cell.get("metadata", {}).get("tags", []))
         duration = cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0
         seconds[stage if stage in STAGES else "start"] += float(duration)
     return dict(seconds)
@@ -74,42 +55,22 @@ def batch_budget(out: str | Path) -> dict:
     in each stage (they add up to the mean run seconds). Empty when there is no summary."""
     import pandas as pd
 
-    out = Path(out)
     try:
-        summary = pd.read_csv(out / "batch_summary.csv")
+        summary = pd.read_csv(Path(out) / "batch_summary.csv")
     except (OSError, ValueError):
         return {}
-    per_kind: dict[str, list[dict]] = defaultdict(list)
-    for row in summary.itertuples():
-        if row.status != "ok":
-            continue
-        kind, notebook = run_notebook_path(out, str(row.run), str(row.folder))
-        if not notebook.is_file():
-            continue
-        stages = cell_stages(notebook)
-        stages["start"] = max(0.0, float(row.seconds) - sum(v for k, v in stages.items()
-                                                            if k != "start"))
-        per_kind[kind].append({"seconds": float(row.seconds), "stages": stages})
-    return {kind: summarise(records) for kind, records in per_kind.items()}
-
-
-def batch_phases(out: str | Path) -> dict:
-    """The batch's own split of its wall time (``batch.json``: preparing features, the
-    runs over all workers, the report chapters) and the whole (``batch_s``); empty when
-    there is no ``batch.json``."""
-    try:
-        record = json.loads((Path(out) / "batch.json").read_text())
-    except (OSError, ValueError):
+    records = []
+    for row in summary[summary["status"] == "ok"].itertuples():
+        kind, notebook = run_notebook_path(Path(out), str(row.run), str(row.folder))
+        if notebook.is_file():
+            stages = cell_stages(notebook)
+            stages["start"] = max(0.0, row.seconds - sum(v for k, v in stages.items()
+                                                         if k != "start"))
+            records.append({"kind": kind, "seconds": float(row.seconds), **stages})
+    if not records:
         return {}
-    return {**record.get("phases_s", {}), "batch_s": record.get("seconds")}
-
-
-def summarise(records: list[dict]) -> dict:
-    """Mean seconds per stage over a kind's runs."""
-    n = len(records)
-    block = {"runs": n, "mean_s": sum(r["seconds"] for r in records) / n,
-             "total_s": sum(r["seconds"] for r in records),
-             "stages_mean_s": {s: sum(r["stages"].get(s, 0.0) for r in records) / n
-                               for s in STAGES
-                               if any(r["stages"].get(s, 0.0) for r in records)}}
-    return block
+    frame = pd.DataFrame(records).fillna(0.0)
+    return {kind: {"runs": len(runs), "mean_s": float(runs["seconds"].mean()),
+                   "stages_mean_s": {s: float(runs[s].mean()) for s in STAGES
+                                     if s in runs and runs[s].any()}}
+            for kind, runs in frame.groupby("kind")}

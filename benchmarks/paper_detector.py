@@ -1,28 +1,25 @@
-"""The detector as published: what Table 2's base trained end to end costs here.
-
-A few real training steps (forward and backward, a batch of ``batch_size`` images at
-``image_size``, augmentation inside the graph) and prediction batches of each model
-(``cxrlib.cost.measure_step_cost``, the function ``cxr batch`` uses to print its
-estimate), extrapolated with ``cost.estimate_cost`` to the paper's grid: 421 images,
-5 folds x 2 models x 200 epochs, each run also training the shortcut audit's own network.
+"""The detector as published: what Table 2's base trained end to end costs here. A few
+real training steps and prediction batches of each model (``cxrlib.cost.measure_step_cost``,
+as ``cxr batch --estimate``), extrapolated by ``cost.estimate_cost`` to the paper's grid.
 """
 from __future__ import annotations
 
 from benchmarks.stats import summarize
 
 
-def run(image_size: int, batch_size: int, steps: int, log=print) -> dict:
+def run(settings: dict, *_, log=print) -> dict:
     """Seconds per step and per epoch of ``cnn`` and ``cnn_lstm`` with ``base="paper"``,
     and the extrapolated 5-fold x 2-model grid (with and without the audit runs)."""
     import tensorflow as tf
 
     from cxrlib import cost, detector
-    from cxrlib.machine import usable_cpus
 
+    image_size, batch_size = settings["image_size"], settings["batch_size"]
+    steps = settings["paper_steps"]
     defaults = detector.Config()
     n_images = sum(defaults.class_counts().values())
-    block = {"image_size": image_size, "batch_size": batch_size, "steps": steps, "warmup": 1,
-             "usable_cores": usable_cpus(), "n_images": n_images, "n_folds": defaults.n_folds,
+    block = {"image_size": image_size, "batch_size": batch_size, "steps": steps,
+             "n_images": n_images, "n_folds": defaults.n_folds,
              "epochs": defaults.epochs,
              "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
              "models": {}}
@@ -35,11 +32,10 @@ def run(image_size: int, batch_size: int, steps: int, log=print) -> dict:
         grid_cost = cost.estimate_cost(step, n_images, config.n_folds, config.epochs,
                                        runs=config.n_folds)
         alone = cost.estimate_cost(step, n_images, config.n_folds, config.epochs,
-                                       runs=config.n_folds, audit=False)
+                                   runs=config.n_folds, audit=False)
         block["models"][kind] = {
             "train_step_s": summarize(step["train_step_times"]),
             "predict_step_s": summarize(step["predict_step_times"]),
-            "first_step_s": step["first_step_s"],
             "train_steps_per_epoch": grid_cost["train_steps_per_epoch"],
             "epoch_s": grid_cost["epoch_s"], "folds_s": alone["total_s"],
             "folds_with_audit_s": grid_cost["total_s"]}

@@ -5,9 +5,6 @@ import statistics
 import time
 from typing import Sequence
 
-SPREAD = "min-max"
-"""How every figure's spread is reported: the smallest and largest repetition."""
-
 
 def summarize(values: Sequence[float]) -> dict:
     """``{"median", "min", "max", "n", "values"}`` of repeated measurements."""

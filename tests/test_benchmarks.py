@@ -51,7 +51,6 @@ def test_quick_benchmark_writes_json_and_markdown(sample_dir: Path, tmp_path: Pa
     assert all(result[name]["status"] == "ok" for name in only)
     assert {"cpu_model", "instruction_set", "usable_cores", "memory_gb"} <= set(result["machine"])
     assert {"python", "tensorflow", "keras", "numpy"} <= set(result["versions"])
-    assert result["spread"] == "min-max"
 
     for name in result["settings"]["backbones"]:
         block = result["extraction"]["backbones"][name]
@@ -61,6 +60,7 @@ def test_quick_benchmark_writes_json_and_markdown(sample_dir: Path, tmp_path: Pa
         naive = result["cached_vs_naive"]["backbones"][name]
         assert naive["target"]["speedup"] > 0
         assert naive["equivalent"] and naive["max_abs_diff"] <= naive["atol"]
+        assert naive["naive"]["equivalence"]["feature_relative_diff"] < 1e-3
 
     sizes = list(result["patients"]["sizes"].values())
     assert [b["n_patients"] for b in sizes] == [sizes[0]["n_patients"] * f
@@ -109,8 +109,8 @@ def test_update_measures_only_the_chosen_section_and_keeps_the_rest(
                                                       "backbones": {}}}
     earlier.write_text(json.dumps(kept))
     calls = []
-    monkeypatch.setattr(whole, "run", lambda profile, *args, log=print: calls.append(profile)
-                        or _whole_block(profile))
+    monkeypatch.setattr(whole, "run", lambda settings, *args, log=print: calls.append(
+        settings["whole_profile"]) or _whole_block(settings["whole_profile"]))
     code = suite.main(["--update", str(earlier), "--only", "whole", "--whole-profile", "sample",
                        "--data-dir", str(sample_dir), "--work-dir", str(tmp_path)])
     assert code == 0 and calls == ["sample"]
@@ -142,7 +142,8 @@ def test_paper_detector_section_measures_and_renders(fixed_step_cost: list) -> N
     ``fixed_step_cost``)."""
     from benchmarks import paper_detector
 
-    block = paper_detector.run(image_size=32, batch_size=4, steps=3, log=lambda m: None)
+    settings = {"image_size": 32, "batch_size": 4, "paper_steps": 3}
+    block = paper_detector.run(settings, log=lambda m: None)
     assert [call[:5] + call[6:] for call in fixed_step_cost] == [
         (kind, "paper", True, 32, 4, 3, 1) for kind in ("cnn", "cnn_lstm")]
     assert set(block["models"]) == {"cnn", "cnn_lstm"} and block["epochs"] == 200
@@ -158,9 +159,13 @@ def test_paper_detector_section_measures_and_renders(fixed_step_cost: list) -> N
     assert grid["with_audit_s"] == pytest.approx(
         sum(m["folds_with_audit_s"] for m in block["models"].values()))
     assert grid["without_audit_hours"] == pytest.approx(grid["without_audit_s"] / 3600)
-    lines = "\n".join(render.paper_detector_lines({"status": "ok", **block}))
+    lines = "\n".join(render.section("Detector", {"status": "ok", **block},
+                                     render.paper_detector_lines))
     assert "| cnn_lstm |" in lines and "5-fold × 2-model grid" in lines
-    assert "not run" in render.paper_detector_lines(None)[0]
+    assert render.section("Detector", None, render.paper_detector_lines) == [
+        "**Detector**: not run."]
+    assert render.section("Detector", {"status": "failed: X"}, render.paper_detector_lines) == [
+        "**Detector**: failed: X."]
 
 
 def test_rendered_commands_name_no_machine_path() -> None:
