@@ -126,7 +126,7 @@ def test_cxr_data_summary_json(sample_dir):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["cohen"]["rows"] == _metadata_rows(sample_dir)
-    assert summary["cohen"]["schema"] == "2020"
+    assert summary["cohen"]["schema"] == "2020-06"
     assert summary["pneumonia"]["images"] > 0
     assert summary["data_dir"] == str(sample_dir)
 
