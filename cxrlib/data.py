@@ -31,7 +31,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from cxrlib import duplicates, schemas
+from cxrlib import duplicates, io, schemas
 from cxrlib.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def read_cohen_metadata(data_dir: str | Path) -> tuple[pd.DataFrame, str]:
 
 def metadata_sha256(data_dir: str | Path) -> str:
     """SHA-256 of the Cohen ``metadata.csv``: which version of the collection was read."""
-    return duplicates.sha256_file(cohen_dir(data_dir) / "metadata.csv")
+    return io.sha256_file(cohen_dir(data_dir) / "metadata.csv")
 
 
 def cohen_version(data_dir: str | Path | None) -> dict | None:

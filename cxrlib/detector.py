@@ -82,9 +82,7 @@ class Config:
             self.weights = None if self.weights == "imagenet" else self.weights
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout!r} must be in [0, 1)")
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol={self.protocol!r} is not known; choose one of "
-                              f"{', '.join(PROTOCOLS)}")
+        params.check_choice("protocol", self.protocol, PROTOCOLS)
         if self.n_folds < 2:
             raise ConfigError(f"n_folds must be at least 2, not {self.n_folds}")
         n_folds = self.n_folds if self.protocol == "kfold" else 1

@@ -26,7 +26,6 @@ archive's and the metadata file's SHA-256), which ``cxr data summary`` and each 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -40,7 +39,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import requests
 from tqdm import tqdm
 
-from cxrlib import schemas
+from cxrlib import io, schemas
 from cxrlib.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -248,15 +247,6 @@ def fetch(url: str, archive: str | Path, *, progress: bool = True,
     return archive
 
 
-def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------- download
 
 
@@ -331,7 +321,7 @@ def _verify(archive: Path, expected: str | None, *, delete: bool) -> None:
     if expected is None:
         log.info("no checksum known for %s; not verified", archive.name)
         return
-    actual = sha256_of(archive)
+    actual = io.sha256_file(archive)
     if actual == expected:
         log.info("checksum of %s verified", archive.name)
         return
@@ -406,7 +396,7 @@ def _record(root: Path, source: Source, record: dict | None) -> None:
     (``schemas.INSTALL_RECORD``) beside it; a mismatch stops the install."""
     if record is None:
         return
-    actual = sha256_of(root / source.marker)
+    actual = io.sha256_file(root / source.marker)
     expected = record.pop("metadata_sha256_expected", None)
     if expected is not None and actual != expected:
         raise DataError(f"{source.marker} of the download has sha256 {actual}, not the "
@@ -419,7 +409,7 @@ def _record(root: Path, source: Source, record: dict | None) -> None:
                     record.get("snapshot") or record.get("commit"), source.marker)
     archive = record.pop("archive", None)
     record = {**record, "metadata_sha256": actual, "verified": expected is not None,
-              "archive_sha256": sha256_of(archive) if archive is not None else None}
+              "archive_sha256": io.sha256_file(archive) if archive is not None else None}
     (root / schemas.INSTALL_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
 

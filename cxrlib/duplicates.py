@@ -26,7 +26,6 @@ spread over two ids.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -82,15 +81,6 @@ def _file_key(path: str) -> tuple[str, str] | None:
     return f"{absolute}|{stat.st_size}|{stat.st_mtime_ns}", absolute
 
 
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 HASH_SIZE = 16  # dHash of a 17x16 thumbnail: 256 bits
 
 
@@ -141,7 +131,7 @@ def content_keys(paths: Iterable[str | Path]) -> list[str | None]:
     """The identity of each file: SHA-256 of its bytes; ``path:<path>`` when it is absent
     or empty (so rows naming one absent file still agree); None for no path at all."""
     paths = [str(p) if isinstance(p, (str, Path)) else "" for p in paths]
-    digests = _cached(paths, "sha256", sha256_file)
+    digests = _cached(paths, "sha256", io.sha256_file)
     return [d if d is not None else MISSING_PREFIX + os.path.abspath(p) if p else None
             for p, d in zip(paths, digests)]
 

@@ -7,6 +7,7 @@ run finished), ``predictions.csv``, ``history.csv``, figures and ``model/``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -116,3 +117,12 @@ def write_run(out_dir: str | Path, metrics: Mapping[str, Any],
     for name, figure in (figures or {}).items():
         save_figure(figure, out / "figures" / f"{name}.png")
     return write_json(out / "metrics.json", metrics)
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -11,7 +11,9 @@ once: ``prognet.config_from`` and ``detector.config_from`` call it with their ``
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, Mapping, TypeVar
+from typing import Any, Collection, Mapping, TypeVar
+
+from cxrlib.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -21,3 +23,11 @@ def config_from(config_class: type[T], parameters: Mapping[str, Any]) -> T:
     fields; every other entry is ignored."""
     names = {field.name for field in fields(config_class)}
     return config_class(**{k: v for k, v in parameters.items() if k in names}).check()
+
+
+def check_choice(name: str, value: Any, choices: Collection) -> None:
+    """Raise ``ConfigError`` naming the parameter and the known values unless ``value`` is
+    one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not known; choose one of "
+                          f"{', '.join(map(str, choices))}")

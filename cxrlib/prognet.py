@@ -76,12 +76,8 @@ class Config:
         """Raise ``ConfigError`` for any value we cannot run; return self."""
         self.backbone = models.check_backbone(self.backbone)
         self.weights = models.check_weights(self.weights, self.backbone)
-        if self.window not in WINDOWS:
-            raise ConfigError(f"window={self.window!r} is not known; choose one of "
-                              f"{', '.join(WINDOWS)}")
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol={self.protocol!r} is not known; choose one of "
-                              f"{', '.join(PROTOCOLS)}")
+        params.check_choice("window", self.window, WINDOWS)
+        params.check_choice("protocol", self.protocol, PROTOCOLS)
         if self.seq_len is not None and (not isinstance(self.seq_len, int) or self.seq_len < 1):
             raise ConfigError(f"seq_len must be a positive integer or None, not {self.seq_len!r}")
         if self.seq_len is None and self.finetune:
@@ -98,12 +94,8 @@ class Config:
         value = self.weight_decay
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise ConfigError(f"weight_decay must be a number >= 0, not {value!r}")
-        if self.weight_decay_reading not in WEIGHT_DECAY_READINGS:
-            raise ConfigError(f"weight_decay_reading={self.weight_decay_reading!r} is not known; "
-                              f"choose one of {', '.join(WEIGHT_DECAY_READINGS)}")
-        if self.cnn_draw not in CNN_DRAWS:
-            raise ConfigError(f"cnn_draw={self.cnn_draw!r} is not known; choose one of "
-                              f"{', '.join(CNN_DRAWS)}")
+        params.check_choice("weight_decay_reading", self.weight_decay_reading, WEIGHT_DECAY_READINGS)
+        params.check_choice("cnn_draw", self.cnn_draw, CNN_DRAWS)
         return self
 
     def _decay(self, reading: str) -> float:

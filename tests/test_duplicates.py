@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cxrlib import duplicates
+from cxrlib import duplicates, io
 from conftest import SHARED_DATA, write_gray
 
 
@@ -21,7 +21,7 @@ def test_same_bytes_same_key_and_absent_files_keyed_by_path(tmp_path: Path) -> N
     c = write_gray(tmp_path / "c.png", value=121)
     (tmp_path / "empty.png").write_bytes(b"")
     keys = duplicates.content_keys([a, b, c, tmp_path / "gone.png", tmp_path / "empty.png", ""])
-    assert keys[0] == keys[1] == duplicates.sha256_file(a) and keys[2] != keys[0]
+    assert keys[0] == keys[1] == io.sha256_file(a) and keys[2] != keys[0]
     assert keys[3] == "path:" + str(tmp_path / "gone.png")
     assert keys[4] == "path:" + str(tmp_path / "empty.png") and keys[5] is None
 
