@@ -60,6 +60,7 @@ reproduce: sample
 # the lab extra installed, see above).
 TEST_WORKERS ?= 2
 QUICK_LOG := results/quick-batch.log
+test: export CXR_HASH_CACHE = $(CURDIR)/.cache/image-hashes.json
 test: sample
 	@mkdir -p results
 	$(BIN)/cxr batch --profile quick --data-dir $(SAMPLE) --out results/quick --no-reports --quiet --workers 1 --cache-dir .cache/features > $(QUICK_LOG) 2>&1 & quick=$$!; trap 'kill $$quick 2>/dev/null; exit 130' INT TERM; \

@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run(commands) -> None:
     """``cxr run``: one notebook with papermill."""
     run = commands.add_parser("run", help="execute one notebook with papermill")
-    run.add_argument("notebook", help="explore | prognet | detector | comparisons | qualitative")
+    run.add_argument("notebook", help="explore | prognet | detector | comparisons | qualitative | use")
     run.add_argument("--out", required=True, type=Path, help="run folder")
     run.add_argument("--data-dir", type=Path)
     run.add_argument("--cache-dir", type=Path)

@@ -78,6 +78,11 @@ class Config:
         models.check_detector_base(self.base)
         self.weights = models.check_weights(self.weights, "vgg16")
         if self.base == "paper":  # Table 2's network, as published: end to end, random init
+            if not self.trainable:
+                log.info("base='paper' is Table 2's network as published: trained end to end")
+            if self.weights == "imagenet":
+                log.warning("base='paper' has no ImageNet weights (Table 2's network is not "
+                            "Keras' VGG16): random initialisation (init_seed) instead")
             self.trainable = True
             self.weights = None if self.weights == "imagenet" else self.weights
         if not 0.0 <= self.dropout < 1.0:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,18 @@ def write_gray(path: Path, value: int = 128, size: tuple[int, int] = (40, 32)) -
     return path
 
 
+def pytest_configure(config) -> None:
+    """Image content hashes are cached in a file of this test session, not in the user's
+    cache folder; set before any fixture runs, so the batches and kernels that session
+    fixtures start inherit it too (``make test`` sets it for its grid and nbval)."""
+    if "CXR_HASH_CACHE" not in os.environ:
+        os.environ["CXR_HASH_CACHE"] = str(Path(tempfile.mkdtemp(prefix="cxr-hashes-"))
+                                           / "image-hashes.json")
+
+
 @pytest.fixture(autouse=True)
 def image_hash_cache(tmp_path_factory, monkeypatch) -> Path:
-    """Image content hashes cached in a temporary file, not in the user's cache folder."""
+    """Each test's image content hashes in a temporary file of its own."""
     path = tmp_path_factory.getbasetemp() / "image-hashes.json"
     monkeypatch.setenv("CXR_HASH_CACHE", str(path))
     return path
