@@ -93,13 +93,13 @@ def results_markdown(results: dict[str, str | Path], headings: str = "###") -> s
 
 REASON_COLUMNS = ("why", "reason")  # the verdict table's column holding the reason
 #: Titles the compact table gives ``verdict.COMPACT``'s columns (the others keep their name).
-TITLES = {"95% CI": "95 % interval"}
+TITLES = {"95% CI": "95 % interval", "numbers alone": "our numbers alone say"}
 MAX_CELL = 100  # characters in a README table cell: a row must read on a phone
 
 
 def compact_verdict(table: pd.DataFrame, max_cell: int | None = None) -> pd.DataFrame:
     """The verdict table in its compact form (``verdict.COMPACT``: claim, paper's value,
-    ours, 95 % interval, verdict), the one place that knows which columns of
+    ours, 95 % interval, verdict, what our numbers alone say), the one place that knows which columns of
     ``verdict.csv`` the README and the book's landing page show. ``max_cell``: claims longer
     than that are shortened (``short_claim``); the full claim stays in the details page."""
     table = table.fillna("")

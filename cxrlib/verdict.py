@@ -40,7 +40,7 @@ from cxrlib.metrics import binary_scorer, cluster_bootstrap_ci
 VERDICTS = ("reproduced", "not reproduced", "not distinguishable", "not testable here",
             "shortcut in the data", "no shortcut found")
 #: The compact verdict table (the README's): the long reason stands in its own column, ``why``.
-COMPACT = ("claim", "paper's value", "ours", "95% CI", "verdict")
+COMPACT = ("claim", "paper's value", "ours", "95% CI", "verdict", "numbers alone")
 MAX_CI_WIDTH = 0.20  # wider than 20 points: cannot tell the paper's number from its neighbours
 N_RESAMPLES = 1000
 PROGNET_SCORES = {"model": "survival_score", "last_image": "score_last_image",
@@ -138,6 +138,8 @@ class Runs:
 
     def __init__(self, results_dir: str | Path):
         self.results_dir = Path(results_dir)
+        #: Judge every claim as if these runs were of its setup (``numbers_alone``).
+        self.ignore_setup = False
         self.prognet = compare.read_tables(results_dir, "prognet", "predictions")
         self.prognet_runs = compare.prognet_runs(results_dir)
         self.detector = compare.read_tables(results_dir, "detector", "predictions")
@@ -188,7 +190,7 @@ def _setup_gap(claim: dict, runs: Runs, subjects: tuple = (), short: bool = Fals
     claim's own) must carry pretrained weights; for a detector claim, the runs must have
     trained Table 2's network end to end. ``short``: without the reason (one part of a
     claim whose reason is given once)."""
-    if claim["setup"] != "paper":
+    if claim["setup"] != "paper" or runs.ignore_setup:
         return ""
     if claim["paper"] == "prognet":
         backbones = subjects or (claim.get("backbone") or claim["better"], *claim.get("worse", ()))
@@ -382,6 +384,20 @@ def judge(claim: dict, runs: Runs) -> dict:
     return result
 
 
+def numbers_alone(claim: dict, runs: Runs, verdict: str) -> str:
+    """Where ``verdict`` is *not testable here* because the runs are not of the claim's
+    setup: the verdict the same rules give on these runs as if they were ('' otherwise).
+    What our numbers say, never a verdict on the paper."""
+    if verdict != "not testable here" or not _setup_gap(claim, runs):
+        return ""
+    runs.ignore_setup = True
+    try:
+        alone = judge(claim, runs)["verdict"]
+    finally:
+        runs.ignore_setup = False
+    return "" if alone == "not testable here" else alone
+
+
 SOURCES = {"prognet": "prognet_table_ii / prognet_table_i", "detector": "detector_overall"}
 
 
@@ -400,7 +416,9 @@ def verdict_table(results_dir: str | Path, compact: bool = False) -> pd.DataFram
             "paper's value": claim.get("target"),
             "ours": None if np.isnan(result.get("ours", np.nan)) else round(result["ours"], 3),
             "95% CI": "" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]",
-            "verdict": result["verdict"], "why": result["why"],
+            "verdict": result["verdict"],
+            "numbers alone": numbers_alone(claim, runs, result["verdict"]),
+            "why": result["why"],
             "source": claim["source"],
             "measure": result.get("measure", claim["metric"] if isinstance(claim["metric"], str)
                                   else " & ".join(claim["metric"])),

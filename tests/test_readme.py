@@ -88,7 +88,7 @@ def test_the_compact_table_shows_the_verdict_modules_columns_in_short_cells() ->
                   "(sensitivity and specificity))")
     table = pd.DataFrame({"paper": ["ProgNet"], "claim": [long_claim], "paper's value": [None],
                           "ours": [-0.09], "95% CI": ["[-0.217, 0.000]"], "verdict": ["not testable here"],
-                          "why": ["a reason"], "key": ["k"]})
+                          "numbers alone": ["not distinguishable"], "why": ["a reason"], "key": ["k"]})
     full, short = readme.compact_verdict(table), readme.compact_verdict(table, readme.MAX_CELL)
     assert list(full.columns) == [readme.TITLES.get(c, c) for c in verdict.COMPACT]
     assert full["claim"].iloc[0] == long_claim
