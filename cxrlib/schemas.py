@@ -61,6 +61,23 @@ class Schema:
 
 _CORE = frozenset({"patientid", "offset", "finding", "survival", "view", "filename"})
 
+
+def _with(header: tuple[str, ...], column: str, after: str) -> tuple[str, ...]:
+    """``header`` with ``column`` inserted after the column ``after``."""
+    at = header.index(after) + 1
+    return (*header[:at], column, *header[at:])
+
+
+# Each later header is the one before it plus the column that version added.
+_HEADER_2020_04 = (
+    "patientid", "offset", "sex", "age", "finding", "survival", "intubated",
+    "intubation_present", "went_icu", "needed_supplemental_O2", "extubated", "temperature",
+    "pO2_saturation", "leukocyte_count", "neutrophil_count", "lymphocyte_count", "view",
+    "modality", "date", "location", "folder", "filename", "doi", "url", "license",
+    "clinical_notes", "other_notes", "")
+_HEADER_2020_06 = _with(_HEADER_2020_04, "in_icu", after="went_icu")
+_HEADER_CURRENT = _with(_HEADER_2020_06, "RT_PCR_positive", after="finding")
+
 SCHEMAS: dict[str, Schema] = {s.name: s for s in (
     Schema(
         name="2020-03", since="March 2020 (first public release)",
@@ -74,34 +91,20 @@ SCHEMAS: dict[str, Schema] = {s.name: s for s in (
     Schema(
         name="2020-04", since="spring 2020 (modality, folder and clinical columns)",
         seen_in="bganglia/covid-chestxray-dataset@1508d692610db6b6ec0f2548e1ef9caaf55b6f96",
-        header=("patientid", "offset", "sex", "age", "finding", "survival", "intubated",
-                "intubation_present", "went_icu", "needed_supplemental_O2", "extubated",
-                "temperature", "pO2_saturation", "leukocyte_count", "neutrophil_count",
-                "lymphocyte_count", "view", "modality", "date", "location", "folder",
-                "filename", "doi", "url", "license", "clinical_notes", "other_notes", ""),
+        header=_HEADER_2020_04,
         requires=_CORE | {"modality"}, lacks=frozenset({"in_icu", "rt_pcr_positive"}),
         meanings="modality 'X-ray' or 'CT'; view is the projection (PA, AP, AP Supine, L, "
                  "...); finding is one name or two joined by a comma ('COVID-19, ARDS')"),
     Schema(
         name="2020-06", since="June 2020 (in_icu; the papers' snapshot of 2020-06-27)",
         seen_in="zegami/covid-chestxray-dataset@f0c75430b7df607103147db8fa5beba5dab3a60e",
-        header=("patientid", "offset", "sex", "age", "finding", "survival", "intubated",
-                "intubation_present", "went_icu", "in_icu", "needed_supplemental_O2",
-                "extubated", "temperature", "pO2_saturation", "leukocyte_count",
-                "neutrophil_count", "lymphocyte_count", "view", "modality", "date",
-                "location", "folder", "filename", "doi", "url", "license", "clinical_notes",
-                "other_notes", ""),
+        header=_HEADER_2020_06,
         requires=_CORE | {"modality", "in_icu"}, lacks=frozenset({"rt_pcr_positive"}),
         meanings="as 2020-04, plus in_icu; CT slices have views 'Axial' or 'Coronal'"),
     Schema(
         name="current", since="later 2020 (finding as a path, RT_PCR_positive)",
         seen_in=f"{COHEN_REPO}@6a4242344473ccb5ed0d2148d8c7bfb1691e4ed8",
-        header=("patientid", "offset", "sex", "age", "finding", "RT_PCR_positive",
-                "survival", "intubated", "intubation_present", "went_icu", "in_icu",
-                "needed_supplemental_O2", "extubated", "temperature", "pO2_saturation",
-                "leukocyte_count", "neutrophil_count", "lymphocyte_count", "view",
-                "modality", "date", "location", "folder", "filename", "doi", "url",
-                "license", "clinical_notes", "other_notes", ""),
+        header=_HEADER_CURRENT,
         requires=_CORE | {"modality", "rt_pcr_positive"}, lacks=frozenset(),
         meanings="finding is a path, the disease its last part ('Pneumonia/Viral/COVID-19'); "
                  "RT_PCR_positive 'Y' or blank"),
