@@ -64,12 +64,18 @@ def test_rewriter_makes_paths_relative_and_leaves_other_text() -> None:
     assert rewrite(f"'{ROOT}/results/x/prognet/a/seed-0.partial'") == "'../results/x/prognet/a/seed-0'"
     beside = ROOT.parent / "shared" / "data"
     assert rewrite(str(beside)) == "../../shared/data"
-    assert rewrite("/tmp/elsewhere/a/b") == ".../a/b"
+    # a machine folder that does not hold the checkout, wherever the clone is
+    machine_root = next(Path(f"/{name}") for name in ("srv", "mnt") if Path(f"/{name}") != ROOT.parent)
+    elsewhere = machine_root / "not-beside-the-checkout" / "a" / "b"
+    assert rewrite(str(elsewhere)) == ".../a/b"
     for kept in ("../data/sample", "https://example.org/work/a", "a/work/b", "1/2", "/usr/lib/x"):
         assert rewrite(kept) == kept
 
 
-def test_publish_copies_chapters_tables_and_figures_without_machine_paths(tmp_path: Path) -> None:
+def test_publish_copies_chapters_tables_and_figures_without_machine_paths(tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    # A checkout whose folder holds none of tmp_path (a clone may live in the temp folder).
+    monkeypatch.setattr(publish, "repository", lambda: Path(ROOT.anchor) / "elsewhere" / "checkout")
     data = tmp_path / "shared" / "data"
     batch = _batch(tmp_path / "checkout" / "results" / "paper-cpu", data)
     out = tmp_path / "checkout" / "results" / "real"
