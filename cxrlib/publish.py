@@ -76,7 +76,7 @@ class Rewriter:
         for root, replacement in sorted(self.roots.items(), key=lambda kv: -len(kv[0])):
             if text == root or text.startswith(root.rstrip("/") + "/"):
                 return replacement + text[len(root.rstrip("/")):]
-        if MACHINE_PATH.match(text):
+        if MACHINE_PATH.match(text) or beside_repository(Path(text)):
             return relative(Path(text), self.base)
         return text
 
@@ -85,11 +85,17 @@ class Rewriter:
         return ABSOLUTE_PATH.sub(lambda m: self.path(m.group(1)), text)
 
 
+def beside_repository(path: Path) -> bool:
+    """Whether ``path`` lies in the repository or in a folder next to it (``../shared``),
+    wherever the checkout is."""
+    parent = repository().parent
+    return path.is_absolute() and parent != Path(parent.anchor) and path.is_relative_to(parent)
+
+
 def relative(path: Path, base: Path) -> str:
-    """``path`` relative to ``base`` when it lies beside the repository (in it, or in a
-    folder next to it such as ``../shared``); else ``.../`` and its last two names, which
-    say what it is without naming the machine's folders."""
-    if path.is_relative_to(repository().parent):
+    """``path`` relative to ``base`` when it lies beside the repository; else ``.../``
+    and its last two names, which say what it is without naming the machine's folders."""
+    if beside_repository(path):
         return os.path.relpath(path, base)
     return ".../" + "/".join(path.parts[-2:])
 
