@@ -178,12 +178,20 @@ def load_cohen(
 def merge_shared_patients(images: pd.DataFrame, what: str) -> pd.DataFrame:
     """Add ``content`` and ``patient_id_listed``; give patients who share an image one id.
 
-    Rows without a file name get a key of their own (``row:<n>``), so they never link two
-    patients. The merge is logged with the ids it joined."""
+    ``content`` is the file's SHA-256, shared by files that hold the same picture
+    (``duplicates.same_picture_keys``). Rows without a file name get a key of their own
+    (``row:<n>``), so they never link two patients. The merge is logged with the ids it
+    joined; a merged patient's rows without a survival label take the label of its other
+    rows when they agree (the label belongs to the person, not to one listing)."""
     keys = duplicates.content_keys(images["path"])
-    images = images.assign(
-        content=[k if k is not None else f"row:{i}" for i, k in enumerate(keys)],
-        patient_id_listed=images["patient_id"])
+    files = [k if k is not None else f"row:{i}" for i, k in enumerate(keys)]
+    content = duplicates.same_picture_keys(images["path"].tolist(), files)
+    images = images.assign(content=content, patient_id_listed=images["patient_id"])
+    copies = len(set(files)) - len(set(content))
+    if copies:
+        log.warning("%s: %d file(s) hold the same picture as another file (within %d of 256 "
+                    "difference-hash bits: saved again) and count as that image",
+                    what, copies, duplicates.SAME_PICTURE_BITS)
     listed = images["patient_id"].notna()
     merged = duplicates.merge_ids(images.loc[listed, "patient_id"].astype(str),
                                   images.loc[listed, "content"].tolist())
@@ -194,15 +202,31 @@ def merge_shared_patients(images: pd.DataFrame, what: str) -> pd.DataFrame:
                         merged.items(), key=lambda kv: duplicates.natural_key(kv[0]))))
         images["patient_id"] = images["patient_id"].map(
             lambda p: merged.get(p, p) if isinstance(p, str) else p)
+        if "survival" in images:
+            images["survival"] = _label_merged_patients(images, set(merged.values()))
     return images
+
+
+def _label_merged_patients(images: pd.DataFrame, merged: set[str]) -> pd.Series:
+    """``survival`` with the unlabelled rows of each merged patient given the patient's one
+    label; a patient whose rows disagree keeps them as they are (``build_sequences`` then
+    skips it with a warning)."""
+    survival = images["survival"].copy()
+    of_merged = images["patient_id"].isin(merged)
+    labels = images[of_merged].groupby("patient_id")["survival"].agg(
+        lambda s: s.dropna().unique())
+    one = {p: v[0] for p, v in labels.items() if len(v) == 1}
+    fill = of_merged & survival.isna() & images["patient_id"].isin(one)
+    survival[fill] = images.loc[fill, "patient_id"].map(one)
+    return survival
 
 
 def keep_each_image_once(images: pd.DataFrame, what: str) -> pd.DataFrame:
     """The first row of each ``content``; the repeats are left out with a logged count."""
     repeated = images["content"].duplicated()
     if repeated.any():
-        log.warning("%s: %d listed row(s) repeat an earlier row's image (same file content) "
-                    "and are counted once", what, int(repeated.sum()))
+        log.warning("%s: %d listed row(s) repeat an earlier row's image (the same file or "
+                    "the same picture saved again) and are counted once", what, int(repeated.sum()))
     return images[~repeated]
 
 

@@ -12,17 +12,22 @@ Two kinds of sameness are told apart:
   bytes (a file listed but absent gets ``path:<its path>``, so two rows naming the same
   absent file still agree). Rows with one key are one image; patients sharing a key are
   one person (``merge_ids``).
-- **near**: the same X-ray resized or re-encoded. ``dhash_file`` is a 256-bit difference
-  hash of the decoded grayscale picture shrunk to 17x16; ``near_duplicates`` lists pairs
-  of different files whose hashes differ in at most ``max_distance`` bits: candidates to
-  look at, listed but never dropped or merged (a follow-up X-ray can look much like the
-  first).
+- **the same picture**: one X-ray saved again (re-encoded or resized), whose decoded
+  pixels barely differ. ``dhash_file`` is a 256-bit difference hash of the decoded
+  grayscale picture shrunk to 17x16; ``same_picture_keys`` gives files within
+  ``SAME_PICTURE_BITS`` bits of each other one content key, so they count as one image
+  and link their patient ids as an exact copy does.
+- **near**: further apart, yet close (the same X-ray cropped again or with a label burnt
+  in, or a follow-up that looks much like the first). ``near_duplicates`` lists pairs of
+  different images within ``max_distance`` bits: candidates to look at, listed but never
+  dropped or merged.
 
 Hashes are cached in one JSON file (``hash_cache_path``), keyed by a file's absolute path,
 size and modification time, so a re-run only stats the files and hashes those written
 since. Invariant: ``merge_ids`` gives every group of ids linked by shared content one id,
 and ``tests/test_duplicates.py::test_merged_ids_share_no_content`` proves no key is left
-spread over two ids.
+spread over two ids; ``same_picture_keys`` leaves no two keys within ``SAME_PICTURE_BITS``
+(``test_same_picture_keys_leave_no_close_pair``).
 """
 from __future__ import annotations
 
@@ -82,6 +87,14 @@ def _file_key(path: str) -> tuple[str, str] | None:
 
 
 HASH_SIZE = 16  # dHash of a 17x16 thumbnail: 256 bits
+#: Files whose dHashes differ in at most this many of 256 bits hold the same picture. On
+#: the June 2020 snapshot the copies of one X-ray saved again differ in 0 to 5 bits; the
+#: sample data's phantoms, distinct by design but drawn from one template, in 10 or more.
+SAME_PICTURE_BITS = 6
+#: A hash with fewer set bits than this, or more than 256 minus this, is of a flat picture
+#: or a plain gradient: it says nothing of which X-ray it is, so it never links two files.
+#: The X-rays of the June 2020 snapshot and the pediatric set have 88 to 161 set bits.
+FEATURELESS_BITS = 64
 
 
 def dhash_file(path: str | Path, size: int = HASH_SIZE) -> str | None:
@@ -175,7 +188,7 @@ def natural_key(patient_id: object) -> tuple:
 
 
 def near_duplicates(table: pd.DataFrame, max_distance: int = 20) -> pd.DataFrame:
-    """Pairs of different files (by content) whose difference hashes differ in at most
+    """Pairs of different images (by content) whose difference hashes differ in at most
     ``max_distance`` of 256 bits: ``patient_a``, ``patient_b``, ``path_a``, ``path_b``,
     ``distance``, ``same_patient``. ``table`` needs ``path``, ``patient_id`` and
     ``content``; each content is compared once.
@@ -192,14 +205,47 @@ def near_duplicates(table: pd.DataFrame, max_distance: int = 20) -> pd.DataFrame
     files = files[keep]
     if len(files) < 2:
         return pd.DataFrame(columns=columns)
-    words = np.array([np.frombuffer(bytes.fromhex(h), dtype=np.uint64)
-                      for h, k in zip(hashes, keep) if k])
-    distance = np.zeros((len(words), len(words)), dtype=np.int32)
-    for column in range(words.shape[1]):
-        distance += np.bitwise_count(words[:, None, column] ^ words[None, :, column])
+    distance = _distances([h for h in hashes if h is not None])
     a, b = np.nonzero(np.triu(distance <= max_distance, k=1))
     ids, paths = files["patient_id"].astype(str).to_numpy(), files["path"].to_numpy()
     pairs = pd.DataFrame({"patient_a": ids[a], "patient_b": ids[b], "path_a": paths[a],
                           "path_b": paths[b], "distance": distance[a, b],
                           "same_patient": ids[a] == ids[b]}, columns=columns)
     return pairs.sort_values(["distance", "patient_a", "path_a"]).reset_index(drop=True)
+
+
+def _distances(hashes: Sequence[str]) -> np.ndarray:
+    """The number of differing bits between every two hex hashes (a square matrix)."""
+    words = np.array([np.frombuffer(bytes.fromhex(h), dtype=np.uint64) for h in hashes])
+    distance = np.zeros((len(words), len(words)), dtype=np.int32)
+    for column in range(words.shape[1]):
+        distance += np.bitwise_count(words[:, None, column] ^ words[None, :, column])
+    return distance
+
+
+def same_picture_keys(paths: Sequence[str], keys: Sequence[str],
+                      max_distance: int = SAME_PICTURE_BITS) -> list[str]:
+    """``keys`` with the files that hold the same picture given one key: files whose
+    difference hashes differ in at most ``max_distance`` bits, joined through any chain
+    (connected components), take the key of the group's first file in ``keys`` order.
+    Files that do not decode, or whose hash is featureless (``FEATURELESS_BITS``), keep
+    their key."""
+    first: dict[str, str] = {}  # key -> a path holding it (the first listed)
+    for path, key in zip(paths, keys):
+        first.setdefault(key, path)
+    unique = [k for k in first if not k.startswith(MISSING_PREFIX)]
+    hashes = dhashes([first[k] for k in unique])
+    hashed = [(k, h) for k, h in zip(unique, hashes)
+              if h is not None and FEATURELESS_BITS <= int(h, 16).bit_count() <= 256 - FEATURELESS_BITS]
+    if len(hashed) < 2:
+        return list(keys)
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    close = _distances([h for _, h in hashed]) <= max_distance
+    _, group = connected_components(csr_matrix(close), directed=False)
+    group_key: dict[int, str] = {}
+    renamed = {}
+    for (key, _), g in zip(hashed, group):
+        renamed[key] = group_key.setdefault(int(g), key)
+    return [renamed.get(k, k) for k in keys]

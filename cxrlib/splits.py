@@ -102,7 +102,7 @@ def check_no_leak(train_groups: Sequence, test_groups: Sequence,
         examples = "; ".join(f"{key[:16]} (train patient {train_of[key]}, test patient "
                              f"{test_of[key]})" for key in both[:5])
         raise DataError(f"{len(both)} image(s) on both sides of a split, under different "
-                        f"patient ids (the same file content): {examples}. Merge the ids "
+                        f"patient ids (the same file or picture): {examples}. Merge the ids "
                         "(cxrlib.data merges ids that share an image) before splitting")
 
 

@@ -166,9 +166,11 @@ def test_summary_agrees_with_pandas_on_the_real_metadata() -> None:
     frontal = raw[(raw["modality"] == "X-ray") & raw["view"].isin(data.FRONTAL_VIEWS)]
     assert summary["frontal_xray_rows"] == len(frontal)
     frontal = frontal.assign(patientid=frontal["patientid"].astype(str).replace(
-        {"339": "285", "340": "287"}))  # the ids that list the same files
+        {"339": "285", "340": "287",  # the ids that list the same files
+         "178": "97", "201": "78"}))  # and the same X-rays saved again
     frontal = frontal.drop_duplicates(["folder", "filename"])
-    assert summary["frontal_xray_images"] == len(frontal)
+    # six frontal files are another one saved again (test_duplicates names them)
+    assert summary["frontal_xray_images"] == len(frontal) - 6
     labelled = frontal[frontal["survival"].isin(["Y", "N"])]
     counts = labelled.groupby("patientid").size()
     cohort = counts[counts >= 3].index
@@ -240,9 +242,10 @@ def test_rows_without_a_file_name_never_link_patients(tiny_data: Path) -> None:
 
 @pytest.mark.shared_data
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
-def test_the_real_snapshot_lists_two_people_twice() -> None:
+def test_the_real_snapshot_lists_four_people_twice() -> None:
     summary = data.summary(SHARED_DATA)["cohen"]
-    assert summary["duplicate_patient_ids_merged"] == {"285": "285, 339", "287": "287, 340"}
+    assert summary["duplicate_patient_ids_merged"] == {
+        "78": "78, 201", "97": "97, 178", "285": "285, 339", "287": "287, 340"}
     assert summary["patients_with_3plus_frontal_and_label"] == 32
     assert summary["deaths_among_them"] == 7
     frontal = data.load_cohen(SHARED_DATA)
