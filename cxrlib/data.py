@@ -136,6 +136,7 @@ def load_cohen(
     Columns: ``patient_id`` (merged over shared images), ``patient_id_listed``, ``offset``
     (days, NaN when unknown), ``finding`` (normalised: ``COVID-19`` whatever the schema),
     ``finding_raw``, ``survival`` (``Y``/``N``/NA), ``view``, ``modality``, ``sex``, ``age``,
+    ``survival_listed`` (before a merged patient's label is shared by its rows),
     ``filename``, ``path``, ``content``, ``exists``, ``problem`` (``missing``/``empty
     file``/NA) and ``row`` (position in metadata.csv). ``modality=None`` or ``views=None``
     keeps everything; ``unique=False`` keeps rows that repeat an earlier row's image.
@@ -182,7 +183,8 @@ def merge_shared_patients(images: pd.DataFrame, what: str) -> pd.DataFrame:
     (``duplicates.same_picture_keys``). Rows without a file name get a key of their own
     (``row:<n>``), so they never link two patients. The merge is logged with the ids it
     joined; a merged patient's rows without a survival label take the label of its other
-    rows when they agree (the label belongs to the person, not to one listing)."""
+    rows when they agree (the label belongs to the person, not to one listing), and
+    ``survival_listed`` keeps the label as listed."""
     keys = duplicates.content_keys(images["path"])
     files = [k if k is not None else f"row:{i}" for i, k in enumerate(keys)]
     content = duplicates.same_picture_keys(images["path"].tolist(), files)
@@ -202,7 +204,9 @@ def merge_shared_patients(images: pd.DataFrame, what: str) -> pd.DataFrame:
                         merged.items(), key=lambda kv: duplicates.natural_key(kv[0]))))
         images["patient_id"] = images["patient_id"].map(
             lambda p: merged.get(p, p) if isinstance(p, str) else p)
-        if "survival" in images:
+    if "survival" in images:
+        images["survival_listed"] = images["survival"]
+        if merged:
             images["survival"] = _label_merged_patients(images, set(merged.values()))
     return images
 
@@ -436,6 +440,7 @@ def _cohen_summary(data_dir: str | Path, table: pd.DataFrame, min_images: int) -
         "duplicate_patient_ids_merged": {
             row.patient_id: row.listed_ids for row in merged.itertuples()},
         "duplicate_rows_counted_once": int(everything["content"].duplicated().sum()),
+        "of_which_the_same_picture_saved_again": _resaved_files(everything),
         **_near_duplicate_counts(everything),
         "findings": _counts(table["finding"]),
         "views": _counts(table["view"]),
@@ -490,7 +495,8 @@ def identity_effect(data_dir: str | Path, min_images: int = 3) -> pd.DataFrame:
     once (the tables this project uses). One row each: ``patients``, ``deaths``,
     ``frontal X-rays``, ``COVID-19 frontal X-rays``."""
     listed = load_cohen(data_dir, unique=False)
-    ways = {"as listed": listed.assign(patient_id=listed["patient_id_listed"]),
+    ways = {"as listed": listed.assign(patient_id=listed["patient_id_listed"],
+                                       survival=listed["survival_listed"]),
             "each person once, each image once": keep_each_image_once(listed, "Cohen")}
     rows = []
     for name, images in ways.items():
@@ -522,6 +528,13 @@ def cohort_by_version(folders: Mapping[str, str | Path], min_images: int = 3) ->
                       "ProgNet patients": block[f"patients_with_{min_images}plus_frontal_and_label"],
                       "deaths": block["deaths_among_them"]}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _resaved_files(images: pd.DataFrame) -> int:
+    """How many files hold the same picture as another file with other bytes (counted as
+    that image: ``duplicates.same_picture_keys``)."""
+    files = pd.Series(duplicates.content_keys(images["path"]), index=images.index)
+    return int(files.groupby(images["content"]).nunique().sub(1).sum())
 
 
 def _near_duplicate_counts(images: pd.DataFrame) -> dict[str, int]:

@@ -5,6 +5,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -229,9 +230,43 @@ def test_ids_listing_the_same_images_become_one_patient(tiny_data: Path, caplog)
     summary = data.summary(tiny_data)["cohen"]
     assert summary["duplicate_patient_ids_merged"] == {"1": "1, 339, 311a"}
     assert summary["duplicate_rows_counted_once"] == 4
+    assert summary["of_which_the_same_picture_saved_again"] == 0  # the same files each time
     assert summary["patients_listed"] == 7 and summary["patients"] == 5
     assert summary["patients_with_3plus_frontal_and_label"] == 2
     assert summary["frontal_xray_rows"] == summary["frontal_xray_images"] + 4
+
+
+def test_the_same_xray_saved_again_under_another_id_is_one_image_of_one_patient(
+        tiny_data: Path, caplog) -> None:
+    """As 97/178 of the June 2020 snapshot: an id without an outcome lists re-encoded
+    copies of another id's X-rays. One person, its images once, its label kept."""
+    from PIL import Image
+
+    images = tiny_data / "covid-chestxray-dataset" / "images"
+    rng = np.random.default_rng(3)
+    rows_again, rows_first = [], []
+    for day in range(3):
+        xray = Image.fromarray((rng.random((32, 32)) * 255).astype(np.uint8)).resize((256, 256))
+        xray.save(images / f"x{day}.png")
+        xray.save(images / f"x{day}-again.jpg", quality=95)
+        rows_again.append(_row("60", str(day), "", "PA", f"x{day}-again.jpg"))
+        rows_first.append(_row("50", str(day), "N", "PA", f"x{day}.png"))
+    _list_again(tiny_data, rows_again + rows_first)
+    with caplog.at_level(logging.WARNING, logger="cxrlib.data"):
+        frontal = data.load_cohen(tiny_data)
+    assert "3 file(s) hold the same picture as another file" in caplog.text
+    assert "merged: 60 -> 50" in caplog.text
+    ours = frontal[frontal["patient_id"] == "50"]
+    assert len(ours) == 3 and ours["path"].str.endswith("-again.jpg").all()  # first listed
+    assert (ours["survival"] == "N").all() and ours["survival_listed"].isna().all()
+    sequences = data.build_sequences(frontal, min_images=3).set_index("patient_id")
+    assert sequences.loc["50", "n_images"] == 3 and sequences.loc["50", "label"] == 0
+    effect = data.identity_effect(tiny_data)
+    assert effect.loc["as listed", "patients"] == effect.loc["each person once, each image once",
+                                                             "patients"]  # 60 had no outcome
+    summary = data.summary(tiny_data)["cohen"]
+    assert summary["of_which_the_same_picture_saved_again"] == 3
+    assert summary["duplicate_patient_ids_merged"] == {"50": "50, 60"}
 
 
 def test_rows_without_a_file_name_never_link_patients(tiny_data: Path) -> None:
@@ -246,6 +281,7 @@ def test_the_real_snapshot_lists_four_people_twice() -> None:
     summary = data.summary(SHARED_DATA)["cohen"]
     assert summary["duplicate_patient_ids_merged"] == {
         "78": "78, 201", "97": "97, 178", "285": "285, 339", "287": "287, 340"}
+    assert summary["of_which_the_same_picture_saved_again"] == 7  # test_duplicates names them
     assert summary["patients_with_3plus_frontal_and_label"] == 32
     assert summary["deaths_among_them"] == 7
     frontal = data.load_cohen(SHARED_DATA)
