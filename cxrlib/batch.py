@@ -184,9 +184,45 @@ def resolve_weights(backbone: str, weights: Any) -> dict[str, Any]:
     return {"weights": weights}
 
 
+class _EachMessageOnce(logging.Filter):
+    """Passes each distinct message once: every run's preparation reads the same data and
+    would log the same merged ids and skipped files again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+@contextlib.contextmanager
+def _each_message_once(*names: str):
+    """Within the block, the loggers ``names`` log each distinct message once."""
+    once = _EachMessageOnce()
+    loggers = [logging.getLogger(name) for name in names]
+    for logger in loggers:
+        logger.addFilter(once)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(once)
+
+
 def prepare_features(batch: Batch, progress: bool = True) -> None:
     """Check every run and extract (and cache) the features they need, once, before they
-    start. A run whose check fails is marked failed with its message; the others go on."""
+    start. A run whose check fails is marked failed with its message; the others go on.
+    The data's warnings are logged once, not once per run."""
+    with _each_message_once("cxrlib.data", "cxrlib.detector", "cxrlib.prognet"):
+        _prepare_all(batch, progress)
+
+
+def _prepare_all(batch: Batch, progress: bool) -> None:
     done: set = set()
     for run in batch.runs:
         if runs.is_finished(run.out_dir):

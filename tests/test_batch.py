@@ -105,6 +105,28 @@ def test_paper_gpu_profile_plans_the_published_detector_offline(tmp_path: Path) 
     assert not (tmp_path / "out").exists()  # end to end: no data read, nothing cached
 
 
+def test_preparing_a_batch_logs_each_data_warning_once(tmp_path: Path, monkeypatch,
+                                                       caplog) -> None:
+    import logging
+
+    plan = batch.plan("quick", tmp_path, tmp_path / "out", cache_dir=tmp_path / "cache")
+    data_log = logging.getLogger("cxrlib.data")
+
+    def prepare(run, plan, done, progress):  # every run reads the same data
+        data_log.warning("left out 3 listed image(s) whose file is missing or empty")
+        data_log.warning("run %s read", run.label)
+        return run.label
+
+    monkeypatch.setattr(batch, "_prepare_one", prepare)
+    with caplog.at_level(logging.WARNING, logger="cxrlib.data"):
+        batch.prepare_features(plan, progress=False)
+        data_log.warning("left out 3 listed image(s) whose file is missing or empty")
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(plan.runs) > 2
+    assert messages.count("left out 3 listed image(s) whose file is missing or empty") == 2
+    assert sum(m.endswith(" read") for m in messages) == len(plan.runs)  # others untouched
+
+
 def test_cost_of_end_to_end_runs_is_measured_and_printed(tmp_path: Path, fixed_step_cost: list,
                                                          capsys: pytest.CaptureFixture) -> None:
     """``end_to_end_cost`` measures each end-to-end model once, with its runs' own
