@@ -22,9 +22,8 @@ def free_models() -> None:
 
 
 def shown(path: str | Path) -> str:
-    """A path relative to the repository when it is inside it (or next to it)."""
-    path = Path(path).resolve()
-    for base, prefix in ((REPO, ""), (REPO.parent, "../")):
-        if path.is_relative_to(base):
-            return prefix + str(path.relative_to(base))
-    return str(path)
+    """A path given on the command line as the results show it (``cxrlib.paths.shown_path``:
+    relative in or beside the repository, else ``.../`` and its last two names)."""
+    from cxrlib.paths import shown_path
+
+    return shown_path(Path(path).resolve())

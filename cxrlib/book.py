@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxrlib import paper, publish, readme, runs
+from cxrlib import paper, paths, publish, readme, runs
 from cxrlib.errors import CxrError
 
 CHAPTERS = tuple(sorted(runs.NOTEBOOKS.values()))
@@ -61,7 +61,7 @@ class Chapter:
 
 def book_dir() -> Path:
     """The repository's ``book/`` folder (configuration and hand-written pages)."""
-    return publish.repository() / "book"
+    return paths.repository() / "book"
 
 
 def chapter_sources(published: Path | None, sample_publication: Path | None) -> list[Chapter]:
@@ -72,8 +72,8 @@ def chapter_sources(published: Path | None, sample_publication: Path | None) -> 
         for origin, folder in (("real", published), ("sample", sample_publication)):
             if folder is not None and (folder / "chapters" / name).is_file():
                 info = _batch_info(folder)
-                chapters.append(Chapter(name, folder / "chapters" / name, origin,
-                                        info.get("data_dir", "?"), _shown(folder)))
+                chapters.append(Chapter(name, folder / "chapters" / name, origin, info.get("data_dir", "?"),
+                                        paths.shown_path(folder.resolve())))
                 break
         else:
             chapters.append(Chapter(name, runs.notebooks_dir() / name, "none"))
@@ -83,14 +83,6 @@ def chapter_sources(published: Path | None, sample_publication: Path | None) -> 
 def _batch_info(folder: Path) -> dict:
     path = folder / "batch.json"
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _shown(folder: Path) -> str:
-    """A folder as a reader of the repository names it."""
-    try:
-        return folder.resolve().relative_to(publish.repository()).as_posix()
-    except ValueError:
-        return folder.name
 
 
 #: Repository pages the book holds: their path in the repository -> their page in the book.
@@ -197,7 +189,7 @@ def results_page(results: dict[str, Path]) -> str:
 def repository_page(source: Path) -> str:
     """A Markdown file of the repository as a book page at the book's root, its links
     pointed at the book's pages (``book_links``)."""
-    home = source.parent.relative_to(publish.repository()).as_posix()
+    home = source.parent.relative_to(paths.repository()).as_posix()
     return book_links(source.read_text(), home, 0)
 
 
@@ -223,7 +215,7 @@ def assemble(out: Path, published: Path | None, sample_results: Path | None) -> 
                if folder is not None and folder.is_dir()}
     (src / "index.md").write_text(landing_page(results, chapters))
     (src / "results.md").write_text(results_page(results))
-    repo = publish.repository()
+    repo = paths.repository()
     (src / "deviations.md").write_text(repository_page(repo / "docs" / "deviations.md"))
     (src / "benchmarks.md").write_text(repository_page(repo / "benchmarks" / "README.md"))
     return src

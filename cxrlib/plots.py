@@ -6,6 +6,7 @@ notebook can show it and ``save_figure`` (``cxrlib.io``) can write it under ``re
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Sequence
@@ -144,9 +145,27 @@ def roc_curve_plot(curves: pd.DataFrame, title: str = "ROC") -> plt.Figure:
     return figure
 
 
+@contextlib.contextmanager
+def _numpy_global_seed(seed: int):
+    """NumPy's global generator seeded with ``seed`` inside the block, its state put back
+    after: seaborn's stripplot jitters its points with the global generator and takes no
+    generator of its own, so a figure drawn in a fresh process would differ from one drawn
+    after training (which seeds it) and from every other fresh one."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def metric_distributions(runs: pd.DataFrame, metrics: Sequence[str], by: str = "backbone",
-                         hue: str | None = None) -> plt.Figure:
-    """Box plot plus one point per run for each metric (distributions over seeds/folds)."""
+                         hue: str | None = None, seed: int = 0) -> plt.Figure:
+    """Box plot plus one point per run for each metric (distributions over seeds/folds).
+
+    The points' sideways jitter is drawn from ``seed``, so the same table gives the same
+    figure byte for byte, whatever the caller drew before; the caller's global NumPy
+    state is left as it was."""
     long = runs.melt(id_vars=[c for c in (by, hue) if c], value_vars=list(metrics),
                      var_name="metric", value_name="value")
     long["value"] = long["value"].astype(float)
@@ -156,8 +175,9 @@ def metric_distributions(runs: pd.DataFrame, metrics: Sequence[str], by: str = "
         grey = {"palette": ["0.9"] * long[hue].nunique()} if hue else {"color": "0.9"}
         sns.boxplot(data=subset, x=by, y="value", hue=hue, ax=ax, showfliers=False,
                     legend=False, **grey)
-        sns.stripplot(data=subset, x=by, y="value", hue=hue, ax=ax, dodge=hue is not None,
-                      alpha=0.7, legend=hue is not None)  # the legend shows the points' colours
+        with _numpy_global_seed(seed):
+            sns.stripplot(data=subset, x=by, y="value", hue=hue, ax=ax, dodge=hue is not None,
+                          alpha=0.7, legend=hue is not None)  # the legend shows the points' colours
         ax.set_title(metric)
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("")

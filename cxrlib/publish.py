@@ -37,7 +37,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from cxrlib import io, runs
+from cxrlib import io, paths, runs
 from cxrlib.errors import ConfigError, CxrError
 
 MAX_FILE_BYTES = 5 * 1024 ** 2
@@ -62,8 +62,8 @@ class Rewriter:
     """Turns the absolute paths of one machine into relative ones.
 
     ``roots`` maps absolute folders to the text that replaces them; another path that
-    names a machine's folders (``MACHINE_PATH``) is made relative to ``base``
-    (``relative``)."""
+    names a machine's folders (``MACHINE_PATH``) or lies beside the repository is shown
+    as ``paths.shown_path`` shows it, relative to ``base``."""
 
     base: Path
     roots: dict[str, str] = field(default_factory=dict)
@@ -76,33 +76,13 @@ class Rewriter:
         for root, replacement in sorted(self.roots.items(), key=lambda kv: -len(kv[0])):
             if text == root or text.startswith(root.rstrip("/") + "/"):
                 return replacement + text[len(root.rstrip("/")):]
-        if MACHINE_PATH.match(text) or beside_repository(Path(text)):
-            return relative(Path(text), self.base)
+        if MACHINE_PATH.match(text) or paths.beside_repository(text):
+            return paths.shown_path(text, self.base)
         return text
 
     def __call__(self, text: str) -> str:
         """Every absolute path in ``text`` rewritten."""
         return ABSOLUTE_PATH.sub(lambda m: self.path(m.group(1)), text)
-
-
-def beside_repository(path: Path) -> bool:
-    """Whether ``path`` lies in the repository or in a folder next to it (``../shared``),
-    wherever the checkout is."""
-    parent = repository().parent
-    return path.is_absolute() and parent != Path(parent.anchor) and path.is_relative_to(parent)
-
-
-def relative(path: Path, base: Path) -> str:
-    """``path`` relative to ``base`` when it lies beside the repository; else ``.../``
-    and its last two names, which say what it is without naming the machine's folders."""
-    if beside_repository(path):
-        return os.path.relpath(path, base)
-    return ".../" + "/".join(path.parts[-2:])
-
-
-def repository() -> Path:
-    """The checkout the chapters come from (``notebooks/`` is in it)."""
-    return runs.notebooks_dir().parent
 
 
 def rewriter_for(results_dir: Path, base: Path, data_dir: str | None = None) -> Rewriter:
@@ -111,12 +91,12 @@ def rewriter_for(results_dir: Path, base: Path, data_dir: str | None = None) -> 
     roots = {}
     for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
         resolved = Path(prefix).resolve()
-        if MACHINE_PATH.match(f"{resolved}/") and not resolved.is_relative_to(repository()):
+        if MACHINE_PATH.match(f"{resolved}/") and not resolved.is_relative_to(paths.repository()):
             roots[str(resolved)] = "<python>"
     rewrite = Rewriter(base, roots)
     if data_dir:
-        rewrite.roots[str(Path(data_dir).resolve())] = relative(Path(data_dir).resolve(), base)
-    rewrite.roots[str(results_dir.resolve())] = relative(results_dir.resolve(), base)
+        rewrite.roots[str(Path(data_dir).resolve())] = paths.shown_path(Path(data_dir).resolve(), base)
+    rewrite.roots[str(results_dir.resolve())] = paths.shown_path(results_dir.resolve(), base)
     return rewrite
 
 
@@ -235,7 +215,7 @@ def publish(results_dir: str | Path, out: str | Path, *, prognet_run: str = "res
     info_path = results_dir / "batch.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     data_dir = info.get("data_dir")
-    repo = repository()
+    repo = paths.repository()
     in_notebooks = rewriter_for(results_dir, repo / "notebooks", data_dir)
     in_repo = rewriter_for(results_dir, repo, data_dir)
 

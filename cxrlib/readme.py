@@ -9,13 +9,12 @@ reasons behind each verdict and the full tables. Reads ``batch.json`` and
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from cxrlib import verdict
+from cxrlib import paths, verdict
 from cxrlib.compare import BASE_TITLES, base_caption
 
 
@@ -32,7 +31,7 @@ def run_line(folder: str | Path) -> str:
             f"{executed + resumed} runs ({resumed} already finished; the last invocation "
             f"ran {executed} in {minutes:.1f} min)")
     overrides = info.get("selection", {}).get("overrides") or {}
-    return (f"Profile `{info.get('profile', '?')}` on `{_shown_path(info.get('data_dir', '?'), folder)}`"
+    return (f"Profile `{info.get('profile', '?')}` on `{paths.shown_path(info.get('data_dir', '?'))}`"
             + (f", overrides {overrides}" if overrides else "")
             + f": {done}"
             + (f" with {info['workers']} parallel workers" if info.get("workers") else "")
@@ -194,18 +193,6 @@ def _setup(tables: Path) -> str:
             parts.append(f"{what}: " + ", ".join(v.removeprefix("weights ") if what.endswith("weights")
                                                  else v for v in values))
     return "; ".join(parts) or "setup not recorded"
-
-
-def _shown_path(path: str, results_dir: Path) -> str:
-    """A data folder as the project would name it: relative to the checkout that holds
-    ``results/<profile>`` when inside it, ``../shared/...`` style when beside it."""
-    if not os.path.isabs(path):  # a published folder names it relative already
-        return path
-    project = results_dir.resolve().parent.parent
-    relative = os.path.relpath(path, project)
-    if relative.count("..") <= 1:
-        return relative
-    return ".../" + "/".join(Path(path).parts[-2:])  # another checkout: its data/<name>
 
 
 def replace_between(path: str | Path, marker: str, text: str) -> bool:

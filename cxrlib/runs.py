@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
+from cxrlib import paths
 from cxrlib.errors import ConfigError
 from cxrlib.io import write_json
 
@@ -44,7 +45,7 @@ PATH_PARAMETERS = ("data_dir", "out_dir", "cache_dir", "results_dir")
 
 def notebooks_dir() -> Path:
     """The repository's ``notebooks/`` folder (the notebooks are not installed as data)."""
-    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    folder = paths.repository() / "notebooks"
     if not folder.is_dir():
         raise ConfigError(f"notebooks folder not found at {folder}; run from a clone of the "
                           "repository (pip install -e .)")

@@ -274,12 +274,25 @@ def batched(arrays: tuple[np.ndarray, ...], batch_size: int):
 def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Model outputs for ``x`` as a NumPy array (no progress output). Computed by the
     twin that trained a model of this architecture in this thread, if one is kept (its
-    prediction step is traced already), with ``model``'s weights."""
+    prediction step is traced already), with ``model``'s weights.
+
+    The batches come from ``batched`` (the rows Keras would cut, floats as Keras' float
+    type, as Keras casts them), not from Keras' own pipeline for arrays: that one maps
+    its batches in parallel, and once ``set_seed`` has turned op determinism on, tf.data
+    rewrites the map into a sequential one whose node keeps an attribute the sequential
+    op lacks, and TensorFlow prints an error line for it ("NodeDef mentions attribute
+    use_unbounded_threadpool") on the terminal and into the chapter's outputs. The
+    outputs are the same."""
+    import keras
+
     twin = _kept_twin(model)
     if twin is not None:
         _copy_state(model, twin)
         model = twin
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        x = x.astype(keras.backend.floatx(), copy=False)
+    return np.asarray(model.predict(batched((x,), batch_size), verbose=0))
 
 
 # --------------------------------------------------------------------------- saving

@@ -212,6 +212,12 @@ def _tables(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.glob("*/*/*/*.csv"))}
 
 
+def _figures(out: Path) -> dict[str, bytes]:
+    """Every PNG figure the runs wrote (learning curves, confusion), byte for byte."""
+    return {str(p.relative_to(out)): p.read_bytes()
+            for p in sorted(out.glob("*/*/*/figures/*.png"))}
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("tiny_runs")
 def test_killed_batch_resumes_to_identical_results(tiny_runs: Path, tiny_cache: Path,
@@ -262,6 +268,7 @@ def test_killed_batch_resumes_to_identical_results(tiny_runs: Path, tiny_cache: 
     assert _results(killed) == _results(whole)
     assert len(_results(whole)) == 3
     assert len(_tables(whole)) == 7 and _tables(killed) == _tables(whole)
+    assert len(_figures(whole)) == 4 and _figures(killed) == _figures(whole)
 
 
 @pytest.mark.slow

@@ -15,8 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cxrlib"
 
 FLOORS = {
     # 1. input/output, the machine, errors, quiet start-up, paper facts and shared names
-    "__init__": 1, "errors": 1, "io": 1, "machine": 1, "names": 1, "paper": 1, "quiet": 1,
-    "schemas": 1,
+    "__init__": 1, "errors": 1, "io": 1, "machine": 1, "names": 1, "paper": 1, "paths": 1,
+    "quiet": 1, "schemas": 1,
     # 2. images, data tables, splits, models, metrics (and where the data comes from)
     "images": 2, "data": 2, "duplicates": 2, "splits": 2, "models": 2, "metrics": 2, "download": 2,
     "sample": 2,

@@ -1,6 +1,7 @@
 """Every figure of ``cxrlib.plots`` drawn from tiny tables: its axes, titles and labels."""
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 
 import matplotlib
@@ -89,6 +90,28 @@ def test_metric_distributions_has_one_panel_per_metric() -> None:
     assert [ax.get_title() for ax in figure.axes] == ["accuracy", "f1"]
     figure = plots.metric_distributions(runs, ["accuracy"], hue="scorer")
     assert figure.axes[-1].get_legend().get_title().get_text() == "scorer"
+
+
+def _png(figure) -> bytes:
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def test_metric_distributions_jitter_is_seeded_and_leaves_the_global_state() -> None:
+    """The points' jitter comes from the seed, not from NumPy's global generator (which
+    seaborn uses): the same table gives the same PNG bytes whatever was drawn before,
+    another seed moves the points, and the caller's random numbers are not consumed."""
+    runs = pd.DataFrame({"backbone": ["a"] * 5 + ["b"] * 5,
+                         "accuracy": [0.5, 0.6, 0.7, 0.8, 0.6, 0.4, 0.5, 0.55, 0.6, 0.7]})
+    np.random.seed(1)
+    first = _png(plots.metric_distributions(runs, ["accuracy"]))
+    np.random.seed(2)
+    expected_next = np.random.get_state()[1].copy()
+    second = _png(plots.metric_distributions(runs, ["accuracy"]))
+    assert first == second
+    assert (np.random.get_state()[1] == expected_next).all()
+    assert _png(plots.metric_distributions(runs, ["accuracy"], seed=1)) != first
 
 
 def test_mean_learning_curves_facets_by_metric() -> None:

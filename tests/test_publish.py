@@ -8,7 +8,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from cxrlib import cli, publish
+from cxrlib import cli, paths, publish
 from cxrlib.publish import PublishError, Rewriter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def test_rewriter_makes_paths_relative_and_leaves_other_text() -> None:
 def test_publish_copies_chapters_tables_and_figures_without_machine_paths(tmp_path: Path,
                                                                          monkeypatch) -> None:
     # A checkout whose folder holds none of tmp_path (a clone may live in the temp folder).
-    monkeypatch.setattr(publish, "repository", lambda: Path(ROOT.anchor) / "elsewhere" / "checkout")
+    monkeypatch.setattr(paths, "repository", lambda: Path(ROOT.anchor) / "elsewhere" / "checkout")
     data = tmp_path / "shared" / "data"
     batch = _batch(tmp_path / "checkout" / "results" / "paper-cpu", data)
     out = tmp_path / "checkout" / "results" / "real"

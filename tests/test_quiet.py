@@ -58,3 +58,34 @@ def test_importing_cxrlib_quiets_tensorflow_however_a_chapter_runs(tmp_path: Pat
     assert "a Python warning" in result.stderr, result.stderr
     kept = [marker for marker in quiet.HARMLESS_STDERR if marker in result.stderr]
     assert not kept, result.stderr
+
+
+TRAIN_AND_PREDICT = """
+import numpy as np
+import cxrlib
+from cxrlib import training
+import keras
+training.set_seed(0)  # turns TensorFlow's op determinism on, as every run does
+x = np.random.default_rng(0).random((20, 4))
+y = (x[:, 0] > 0.5).astype("float32")
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+training.fit(model, x.astype("float32"), y, loss="binary_crossentropy", epochs=2, batch_size=8,
+             learning_rate=1e-3, seed=0)
+print(training.predict(model, x, batch_size=8).shape)
+"""
+NATIVE_NOISE = ("E0000", "W0000", "NodeDef", "use_unbounded_threadpool", "cuInit", "oneDNN",
+                "absl")
+
+
+def test_a_training_and_a_prediction_print_no_native_lines(tmp_path: Path) -> None:
+    """What a chapter does after its imports, run as papermill runs it (no log level set
+    outside, no filter of the process's stderr): seeding, training and predicting write
+    no TensorFlow line to stderr (Keras' own pipeline for arrays made TensorFlow print a
+    "NodeDef mentions attribute use_unbounded_threadpool" error when predicting)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", TRAIN_AND_PREDICT], capture_output=True,
+                            text=True, timeout=300, env={**env, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(20,", "1)"]
+    noise = [marker for marker in NATIVE_NOISE if marker in result.stderr]
+    assert not noise, result.stderr
