@@ -113,7 +113,7 @@ def _cohen_sources(data_dir: str | Path) -> dict[str, tuple[str, str]]:
 def leaked_patients(patient_ids: Sequence, train: np.ndarray, test: np.ndarray) -> list[str]:
     """The patients with rows on both sides of a split (``train``, ``test``: positions)."""
     ids = pd.Series(patient_ids).astype(str).to_numpy()
-    return sorted(set(ids[train]) & set(ids[test]))
+    return splits.shared_patients(ids[train], ids[test])
 
 
 def source_from_size(sizes: pd.DataFrame, frontal: pd.DataFrame, pediatric: pd.DataFrame,

@@ -81,6 +81,11 @@ def kfold_splits(
     return folds
 
 
+def shared_patients(train_groups: Sequence, test_groups: Sequence) -> list[str]:
+    """The patients (groups, as strings, sorted) with rows on both sides of a split."""
+    return sorted(set(map(str, train_groups)) & set(map(str, test_groups)))
+
+
 def check_no_leak(train_groups: Sequence, test_groups: Sequence,
                   train_images: Sequence | None = None,
                   test_images: Sequence | None = None) -> None:
@@ -89,10 +94,9 @@ def check_no_leak(train_groups: Sequence, test_groups: Sequence,
     ``train_images``/``test_images`` are content keys, one per row, or one list of keys per
     row (a ProgNet sequence); the error names the count, the patients on each side and the
     first keys at fault."""
-    shared = set(map(str, train_groups)) & set(map(str, test_groups))
+    shared = shared_patients(train_groups, test_groups)
     if shared:
-        raise DataError(f"{len(shared)} patient(s) on both sides of a split: "
-                        f"{sorted(shared)[:10]}")
+        raise DataError(f"{len(shared)} patient(s) on both sides of a split: {shared[:10]}")
     if train_images is None or test_images is None:
         return
     train_of = _owners(train_groups, train_images)

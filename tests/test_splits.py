@@ -85,3 +85,8 @@ def test_the_content_check_reads_sequences_and_passes_a_clean_split() -> None:
     check_no_leak(ids.iloc[[0, 2]], ids.iloc[[1]], sequences.iloc[[0, 2]], sequences.iloc[[1]])
     with pytest.raises(DataError, match=r"1 image\(s\) on both sides.*test patient 3"):
         check_no_leak(ids.iloc[[0, 1]], ids.iloc[[2]], sequences.iloc[[0, 1]], sequences.iloc[[2]])
+
+
+def test_shared_patients_are_named_once_in_order() -> None:
+    assert splits.shared_patients(["7", 7, "2", "x"], ["2", "7", "9"]) == ["2", "7"]
+    assert splits.shared_patients(["1"], ["2"]) == []
