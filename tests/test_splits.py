@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cxrlib.errors import DataError
-from cxrlib.splits import check_no_leak, holdout_split, kfold_splits
+from cxrlib.splits import check_no_leak, holdout_split, kfold_splits, shared_patients
 
 
 def _images(n_patients: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -88,5 +88,5 @@ def test_the_content_check_reads_sequences_and_passes_a_clean_split() -> None:
 
 
 def test_shared_patients_are_named_once_in_order() -> None:
-    assert splits.shared_patients(["7", 7, "2", "x"], ["2", "7", "9"]) == ["2", "7"]
-    assert splits.shared_patients(["1"], ["2"]) == []
+    assert shared_patients(["7", 7, "2", "x"], ["2", "7", "9"]) == ["2", "7"]
+    assert shared_patients(["1"], ["2"]) == []
