@@ -109,6 +109,20 @@ def test_cxr_run_explore_writes_the_run_folder(sample_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_prognet_chapter_runs_on_series_of_every_length(sample_dir, tmp_path):
+    """seq_len=None (each patient's whole series, masked): every cell, the exercises'
+    solutions included, runs without an error."""
+    out = tmp_path / "prognet"
+    result = cxr("run", "prognet", "--backbone", "alexnet", "--seed", "0", "--data-dir",
+                 sample_dir, "--out", out, "--weights", "none", "--quiet", "-p", "seq_len", "none",
+                 "-p", "epochs", "3", "-p", "image_size", "32", "-p", "cache_dir", tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    executed = out / "02_prognet.ipynb"
+    assert _error_outputs(executed) == []
+    assert json.loads((out / "metrics.json").read_text())["parameters"]["seq_len"] is None
+
+
+@pytest.mark.slow
 def test_failed_run_is_kept_aside(tmp_path):
     out = tmp_path / "explore"
     result = cxr("run", "explore", "-p", "data_dir", "/nonexistent", "--out", out, "--quiet")
