@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from cxrlib import io, machine, paper, runs
 from cxrlib.errors import ConfigError, CxrError
-from cxrlib.names import BACKBONES, DETECTOR_MODELS, IMAGENET_BACKBONES
+from cxrlib.names import BACKBONES, DETECTOR_MODELS, IMAGENET_BACKBONES, RUN_PREFIXES
 
 
 log = logging.getLogger(__name__)
@@ -152,14 +152,14 @@ def plan(profile: str, data_dir: str | Path, out: str | Path, *, backbones=None,
             parameters = {**common, **spec["prognet"], **prognet_extra, "backbone": backbone,
                           "seed": int(seed)}
             parameters.update(resolve_weights(backbone, parameters.get("weights")))
-            batch.runs.append(Run("prognet", out / "prognet" / backbone / f"seed-{seed}",
-                                  parameters, f"prognet {backbone} seed {seed}"))
+            folder = out / "prognet" / backbone / f"{RUN_PREFIXES['prognet']}{seed}"
+            batch.runs.append(Run("prognet", folder, parameters, f"prognet {backbone} seed {seed}"))
     for model in _pick(models, DETECTOR_MODELS, "model"):
         for fold in _pick(folds, spec["folds"], "fold"):
             parameters = {**common, **spec["detector"], **detector_extra, "model": model,
                           "fold": int(fold)}
-            batch.runs.append(Run("detector", out / "detector" / model / f"fold-{fold}",
-                                  parameters, f"detector {model} fold {fold}"))
+            folder = out / "detector" / model / f"{RUN_PREFIXES['detector']}{fold}"
+            batch.runs.append(Run("detector", folder, parameters, f"detector {model} fold {fold}"))
     return batch
 
 

@@ -24,9 +24,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from cxrlib import data, download, splits
+from cxrlib import compare, data, download, splits
 from cxrlib.errors import CxrError
 from cxrlib.images import BLANK_BOX
+from cxrlib.names import RUN_PREFIXES
 
 RESULTS_VARIABLE = "CXR_RESULTS"
 """An environment variable naming the folder a report chapter reads when given none:
@@ -50,8 +51,8 @@ class NoRuns(CxrError):
 
 
 def has_runs(folder: str | Path) -> bool:
-    """True when ``folder`` holds a finished run (``<experiment>/<name>/<run>/metrics.json``)."""
-    return any(Path(folder).glob("*/*/*/metrics.json"))
+    """True when ``folder`` holds a finished run of either experiment (``compare.run_folders``)."""
+    return any(compare.run_folders(folder, experiment) for experiment in RUN_PREFIXES)
 
 
 def results_folder(results_dir: str | Path | None = None,

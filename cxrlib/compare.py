@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from cxrlib import models, paper
-from cxrlib.names import CLASS_TITLES, CLASSES
+from cxrlib.names import CLASS_TITLES, CLASSES, RUN_PREFIXES
 from cxrlib.errors import DataError
 from cxrlib.io import write_csv, write_text
 from cxrlib.metrics import binary_metrics, binary_scorer, cluster_bootstrap_ci, multiclass_metrics
@@ -35,16 +35,23 @@ BASE_TITLES = {"vgg16": "frozen Keras VGG16 base, cached features",
 
 
 def run_folders(results_dir: str | Path, experiment: str) -> list[Path]:
-    """Finished run folders of one experiment (those with a ``metrics.json``)."""
-    root = Path(results_dir) / experiment
-    return sorted(p.parent for p in root.glob("*/*/metrics.json")) if root.is_dir() else []
+    """Finished run folders of one experiment: ``<name>/seed-<k>`` (``fold-<k>``) with a
+    ``metrics.json`` (``names.RUN_PREFIXES``). A run kept aside as ``seed-<k>.failed``
+    may hold one too (its notebook failed after writing it): it is not read."""
+    root, prefix = Path(results_dir) / experiment, RUN_PREFIXES[experiment]
+    found = root.glob(f"*/{prefix}*/metrics.json") if root.is_dir() else []
+    return sorted(p.parent for p in found if _is_number(p.parent.name.removeprefix(prefix)))
+
+
+def _is_number(text: str) -> bool:
+    return text.removeprefix("-").isdecimal()
 
 
 def run_inventory(results_dir: str | Path) -> pd.DataFrame:
     """Which finished runs a results folder holds: one row per backbone or detector model,
     with its seeds or folds (what the tables below are built from)."""
     rows = []
-    for experiment, prefix in (("prognet", "seed-"), ("detector", "fold-")):
+    for experiment, prefix in RUN_PREFIXES.items():
         groups: dict[str, list[str]] = {}
         for folder in run_folders(results_dir, experiment):
             groups.setdefault(folder.parent.name, []).append(folder.name.removeprefix(prefix))

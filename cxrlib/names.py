@@ -17,3 +17,7 @@ DETECTOR_BASES = ("vgg16", "paper")
 #: The detector's classes, in label order (label i is ``CLASSES[i]``).
 CLASSES = ("covid19", "pneumonia", "normal")
 CLASS_TITLES = {"covid19": "COVID-19", "pneumonia": "pneumonia", "normal": "normal"}
+#: A run's folder, ``<results>/<experiment>/<backbone or model>/<prefix><k>``: a ProgNet
+#: run per seed, a detector run per fold. A folder kept aside (``seed-0.failed``) or still
+#: running (``seed-0.partial``) has another name, and is not a run.
+RUN_PREFIXES = {"prognet": "seed-", "detector": "fold-"}

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from cxrlib import explain, predict, prognet
+from cxrlib import compare, explain, predict, prognet
 from cxrlib.images import load_image
 
 DISPLAY_SIZE = 256  # pixels of the X-rays under a heat map (the map is stretched to it)
@@ -84,8 +84,8 @@ def missing(results_dir: str | Path, backbones: Sequence[str] = (), prognet_run:
             detector_models: Sequence[str] = (), detector_fold: int = 0) -> list[str]:
     """What this chapter asks for that the results folder does not hold (finished runs)."""
     results = Path(results_dir)
-    gone = [f"prognet/{b}/seed-*" for b in backbones
-            if not list((results / "prognet" / b).glob("seed-*/metrics.json"))]
+    backbones_run = {run.parent.name for run in compare.run_folders(results, "prognet")}
+    gone = [f"prognet/{b}/seed-*" for b in backbones if b not in backbones_run]
     if prognet_run and not (results / "prognet" / prognet_run / "metrics.json").is_file():
         gone.append(f"prognet/{prognet_run}")
     gone += [f"detector/{m}/fold-{detector_fold}" for m in detector_models
@@ -99,7 +99,7 @@ def find_run(results_dir: str | Path, experiment: str, wanted: str) -> Path | No
     root = Path(results_dir) / experiment
     if (root / wanted / "metrics.json").is_file():
         return root / wanted
-    finished = sorted(p.parent for p in root.glob("*/*/metrics.json")) if root.is_dir() else []
+    finished = compare.run_folders(results_dir, experiment)
     return finished[0] if finished else None
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxrlib import chapters, data
+from cxrlib import chapters, compare, data
 
 
 def _finished_run(folder: Path) -> Path:
@@ -50,6 +50,23 @@ def test_a_missing_experiment_stops_with_one_line(tmp_path: Path) -> None:
     results = _finished_run(tmp_path / "quick")
     assert chapters.finished_run(results, "prognet", "vgg16/seed-0") == results / "prognet" / "alexnet" / "seed-0"
     with pytest.raises(chapters.NoRuns, match="no finished detector run in"):
+        chapters.finished_run(results, "detector", "cnn/fold-0")
+
+
+def test_a_run_kept_aside_is_not_read(tmp_path: Path) -> None:
+    """A notebook that fails after writing metrics.json (in an exercise) leaves it in the
+    run kept aside, seed-<k>.failed; a killed one in seed-<k>.partial. Neither is a run:
+    a folder holding only those has none, and the reports read the finished runs alone."""
+    results = tmp_path / "results"
+    for kept in ("prognet/alexnet/seed-1.failed", "detector/cnn/fold-0.partial"):
+        (results / kept).mkdir(parents=True)
+        (results / kept / "metrics.json").write_text("{}")
+    with pytest.raises(chapters.NoRuns):
+        chapters.results_folder(results)
+    _finished_run(results)
+    assert compare.run_folders(results, "prognet") == [results / "prognet" / "alexnet" / "seed-0"]
+    assert compare.run_inventory(results)["seeds"].tolist() == ["0"]
+    with pytest.raises(chapters.NoRuns, match="no finished detector run"):
         chapters.finished_run(results, "detector", "cnn/fold-0")
 
 
