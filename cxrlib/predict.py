@@ -255,24 +255,35 @@ def prognet_over_time(run: str | Path | SavedModel, paths: Sequence[str | Path],
     return pd.DataFrame(rows)
 
 
+def prognet_parts(saved: SavedModel) -> tuple:
+    """(CNN up to its last map, head, standardisation the head's input gets) of a saved
+    ProgNet, for Grad-CAM. A head on cached features: the CNN of ``model.json`` (the one
+    ``predict_prognet`` just used) and the run's standardisation. A model trained end to
+    end (``finetune``): its own trained CNN and head, which read unstandardised features."""
+    if saved.card["kind"] == "head":
+        return models.without_pooling(features.backbone(saved.spec)), saved.model, saved.standardization
+    per_image, head = _nested(saved.model, "per_image_cnn"), _nested(saved.model, "prognet_head")
+    if per_image is None or head is None:
+        raise ConfigError(f"{saved.run_dir}: the saved model has no per_image_cnn / prognet_head "
+                          "parts for Grad-CAM")
+    return models.without_pooling(per_image.layer), head, None
+
+
 def prognet_grad_cams(run: str | Path | SavedModel, paths: Sequence[str | Path],
                       display_size: int = 256) -> tuple[list, list, list]:
     """Grad-CAM of one patient's series (``seq_len`` images in time order) with the saved
-    head: (X-rays at ``display_size`` px, one map per time point, titles)."""
+    model, a head or one trained end to end (``prognet_parts``): (X-rays at
+    ``display_size`` px, one map per time point, titles)."""
     from cxrlib import explain
 
     saved = _loaded(run, load_prognet)
     card = saved.card
-    if card["kind"] != "head":
-        raise ConfigError(f"{saved.run_dir}: Grad-CAM needs a head on cached features; this "
-                          "model was trained end to end")
     score = float(predict_prognet(saved, list(paths))["survival_score"].iloc[0])
     series = _pixels(saved, [str(p) for p in paths])
-    maps = models.without_pooling(features.backbone(saved.spec))  # the network just used
+    maps, head, standardize = prognet_parts(saved)
     cams = explain.prognet_grad_cam(card["backbone"], card["image_size"], card["weights"],
-                                    card["init_seed"], saved.model, series,
-                                    standardize=saved.standardization, threshold=card["threshold"],
-                                    map_model=maps)
+                                    card["init_seed"], head, series, standardize=standardize,
+                                    threshold=card["threshold"], map_model=maps)
     titles = [f"T{t + 1}\n{Path(p).name}" + (f"\nsurvival score {100 * score:.0f}%" if t == 0 else "\n")
               for t, p in enumerate(paths)]
     return [load_image(p, display_size, 1, "unit")[..., 0] for p in paths], list(cams), titles

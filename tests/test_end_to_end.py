@@ -6,12 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxrlib import detector, predict, prognet
+from cxrlib import detector, features, predict, prognet
 
 pytestmark = pytest.mark.slow
 
 
 def test_prognet_finetune_trains_through_the_backbone(sample_dir: Path, tmp_path: Path) -> None:
+    """The CNN trains with the head; the saved model scores a test patient as the run did,
+    and Grad-CAM explains it with its own trained CNN (chapter 5 on a finetune run)."""
     config = prognet.Config(backbone="alexnet", weights=None, image_size=32, epochs=1,
                             finetune=True, seed=0).check()
     sequences = prognet.cohort(sample_dir, config)
@@ -22,6 +24,20 @@ def test_prognet_finetune_trains_through_the_backbone(sample_dir: Path, tmp_path
     assert len(history) == 1 and "val_loss" in history
     assert predictions["survival_score"].between(0, 1).all()
     assert len(predictions) == len(folds[0][2])
+    prognet.save_model(tmp_path / "run", config, trained)
+    saved = predict.load_prognet(tmp_path / "run")
+    patient = predictions.iloc[0]
+    paths = sequences.set_index("patient_id").loc[patient["patient_id"], "paths"][:config.seq_len]
+    scored = predict.predict_prognet(saved, paths)["survival_score"].iloc[0]
+    assert scored == pytest.approx(patient["survival_score"], abs=1e-5)
+    maps, head, standardize = predict.prognet_parts(saved)
+    kernel = lambda model: model.get_layer("conv1").get_weights()[0]  # noqa: E731
+    np.testing.assert_array_equal(kernel(maps), kernel(trained.model.get_layer("per_image_cnn").layer))
+    assert not np.array_equal(kernel(maps), kernel(features.backbone(saved.spec)))  # not the untrained CNN
+    assert head.name == "prognet_head" and standardize is None  # the whole model reads raw features
+    images, cams, titles = predict.prognet_grad_cams(saved, paths)
+    assert len(images) == len(cams) == len(titles) == config.seq_len
+    assert all(cam.min() >= 0 and cam.max() <= 1 for cam in cams)
 
 
 def test_detector_trainable_base_with_augmentation_in_the_model(sample_dir: Path, tmp_path: Path) -> None:
