@@ -170,3 +170,31 @@ def test_reports_read_a_subset_of_runs_and_say_what_is_missing(
     assert failed.status == "failed" and "no finished runs" in failed.error
     assert Path(failed.failed_notebook).is_file()
     assert failed.failed_notebook.endswith("04_comparisons.failed.ipynb")
+
+
+@pytest.mark.slow
+def test_reports_on_detector_runs_alone(tiny_runs: Path, sample_dir: Path, tmp_path: Path) -> None:
+    """A folder of detector runs only: chapters 4 and 5 run every cell, exercises included,
+    and say the ProgNet parts are left out; chapter 6, which needs a run of each experiment,
+    stops at its first cell in one line. One warm kernel, as a batch's reports."""
+    import shutil
+
+    from cxrlib import runs
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_runs / "detector", results / "detector")
+    data = {"data_dir": str(sample_dir)}
+    with runs.WarmKernel() as kernel:
+        for name, extra in (("comparisons", {}), ("qualitative", data)):
+            executed = runs.execute_in_place(name, tmp_path / f"{name}.ipynb",
+                                             {"results_dir": str(results), **extra}, kernel=kernel)
+            text = executed.read_text()
+            assert '"output_type": "error"' not in text, name
+            assert "no ProgNet run" in text
+        with pytest.raises(Exception, match="NoRuns"):
+            runs.execute_in_place("use", tmp_path / "use.ipynb",
+                                  {"results_dir": str(results), **data}, kernel=kernel)
+    cells = json.loads((tmp_path / "use.failed.ipynb").read_text())["cells"]
+    errors = [o for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert len(errors) == 1 and len(errors[0]["traceback"]) == 1
+    assert "no finished prognet run" in errors[0]["traceback"][0]
