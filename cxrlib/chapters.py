@@ -10,6 +10,8 @@ where each X-ray it shows comes from, and the small checks their exercises make.
   (the Cohen collection's ``metadata.csv`` has a ``url`` and a ``license`` per image; the
   pediatric set has one licence for all). Images of the Cohen collection may be shown
   only with their licence named.
+* ``check_explore``: chapter 1's parameters, checked as the experiments' ``Config`` checks
+  theirs.
 * ``leaked_patients``, ``source_from_size`` and ``heat_outside_lungs``: a split's patients
   on both sides; how well an image's width and height alone tell the two collections
   apart; how much of a Grad-CAM map lies outside the lungs (the exercises' pitfalls: a
@@ -19,13 +21,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from cxrlib import compare, data, download, splits
-from cxrlib.errors import CxrError
+from cxrlib import compare, data, download, params, splits
+from cxrlib.errors import ConfigError, CxrError
 from cxrlib.images import BLANK_BOX
 from cxrlib.names import RUN_PREFIXES
 
@@ -80,6 +82,19 @@ def finished_run(results: str | Path, experiment: str, wanted: str) -> Path:
         raise NoRuns(f"no finished {experiment} run in {results}: run `make reproduce`, or "
                      f"`cxr batch` with that experiment, and set results_dir to its --out")
     return found
+
+
+def check_explore(parameters: Mapping[str, Any]) -> None:
+    """Chapter 1's parameters (a dict of them, or the chapter's ``globals()``), checked:
+    ``min_images`` and ``n_thumbnails`` whole numbers of at least 1 (a series of none, or a
+    grid of no columns, cannot be drawn), ``snapshot_dirs`` a {name: data folder} dict.
+    Else a ``ConfigError`` naming the parameter; ``runs.check_parameters`` calls it before
+    a kernel starts, and the chapter's first cell again."""
+    for name in ("min_images", "n_thumbnails"):
+        params.check_count(name, parameters[name])
+    if not isinstance(parameters["snapshot_dirs"], Mapping):
+        raise ConfigError(f"snapshot_dirs={parameters['snapshot_dirs']!r} is not allowed; it must "
+                          "be a dict {name: data folder}, or {}")
 
 
 def image_sources(paths: Iterable[str | Path], data_dir: str | Path) -> pd.DataFrame:

@@ -31,3 +31,11 @@ def check_choice(name: str, value: Any, choices: Collection) -> None:
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is not known; choose one of "
                           f"{', '.join(map(str, choices))}")
+
+
+def check_count(name: str, value: Any, minimum: int = 1) -> None:
+    """Raise ``ConfigError`` naming the parameter unless ``value`` is a whole number of at
+    least ``minimum`` (True and 2.0 are not counts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name}={value!r} is not allowed; it must be a whole number of at "
+                          f"least {minimum}")

@@ -307,7 +307,8 @@ def _record_final_path(out_dir: Path) -> None:
 
 def check_parameters(name: str, parameters: Mapping[str, Any]) -> None:
     """Raise ``ConfigError`` for parameter names the notebook does not have, and for
-    values an experiment's ``Config.check`` refuses."""
+    values an experiment's ``Config.check`` (or chapter 1's ``chapters.check_explore``)
+    refuses."""
     known = notebook_defaults(name)
     unknown = sorted(set(parameters) - set(known))
     if unknown:
@@ -318,6 +319,10 @@ def check_parameters(name: str, parameters: Mapping[str, Any]) -> None:
 
         experiment = {"prognet": prognet, "detector": detector}[name]
         experiment.config_from({**known, **parameters})
+    if name == "explore":
+        from cxrlib import chapters
+
+        chapters.check_explore({**known, **parameters})
 
 
 def execute_in_place(name: str, output: str | Path, parameters: Mapping[str, Any],

@@ -90,6 +90,19 @@ def test_every_cxr_run_checks_parameter_values_before_a_kernel_starts(tmp_path, 
     runs.check_parameters("detector", {"base": "paper"})  # the published network: accepted
 
 
+@pytest.mark.parametrize("name, value", [("min_images", 0), ("min_images", 2.5),
+                                         ("n_thumbnails", 0), ("snapshot_dirs", ["../data"])])
+def test_chapter_one_refuses_what_it_cannot_draw_before_a_kernel_starts(name, value, tmp_path):
+    """No series of 0 images, no grid of 0 columns: one ConfigError naming the parameter
+    and what it allows, before anything runs (the chapter's first cell checks again)."""
+    with pytest.raises(ConfigError, match=rf"{name}=.* must be") as info:
+        runs.run_notebook("explore", tmp_path / "run", {name: value})
+    assert len(str(info.value).splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # no run, .partial or .failed folder
+    runs.check_parameters("explore", {"min_images": 1, "n_thumbnails": 1,
+                                      "snapshot_dirs": {"copy": "../data/sample"}})
+
+
 @pytest.mark.slow
 def test_cxr_run_explore_writes_the_run_folder(sample_dir, tmp_path):
     out = tmp_path / "explore"
