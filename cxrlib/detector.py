@@ -88,8 +88,12 @@ class Config:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout!r} must be in [0, 1)")
         params.check_choice("protocol", self.protocol, PROTOCOLS)
-        if self.n_folds < 2:
-            raise ConfigError(f"n_folds must be at least 2, not {self.n_folds}")
+        params.check_count("n_folds", self.n_folds, minimum=2)
+        self.test_fraction = params.check_fraction("test_fraction", self.test_fraction)
+        self.val_fraction = params.check_fraction("val_fraction", self.val_fraction)
+        if self.early_stopping is not None:
+            params.check_count("early_stopping", self.early_stopping)
+        self.learning_rate = params.check_positive("learning_rate", self.learning_rate)
         n_folds = self.n_folds if self.protocol == "kfold" else 1
         if not isinstance(self.fold, int) or not 0 <= self.fold < n_folds:
             raise ConfigError(f"fold={self.fold!r} is outside 0..{n_folds - 1} "
@@ -97,8 +101,7 @@ class Config:
         self.n_per_class = self.class_counts()
         if self.image_size < models.MIN_IMAGE_SIZE:
             raise ConfigError(f"image_size must be at least {models.MIN_IMAGE_SIZE}")
-        if self.augment_copies < 0:
-            raise ConfigError("augment_copies must be 0 or more")
+        params.check_count("augment_copies", self.augment_copies, minimum=0)
         for name in ("epochs", "batch_size", "lstm_units"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1")

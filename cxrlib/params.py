@@ -39,3 +39,20 @@ def check_count(name: str, value: Any, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name}={value!r} is not allowed; it must be a whole number of at "
                           f"least {minimum}")
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """``value`` as a float when it is a number strictly between 0 and 1 (a share of the
+    patients or images: some must be left on each side); else ``ConfigError`` naming the
+    parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(f"{name}={value!r} is not allowed; it must be a number between 0 and 1")
+    return float(value)
+
+
+def check_positive(name: str, value: Any) -> float:
+    """``value`` as a float when it is a number above 0; else ``ConfigError`` naming the
+    parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{name}={value!r} is not allowed; it must be a number above 0")
+    return float(value)

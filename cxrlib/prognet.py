@@ -78,17 +78,21 @@ class Config:
         self.weights = models.check_weights(self.weights, self.backbone)
         params.check_choice("window", self.window, WINDOWS)
         params.check_choice("protocol", self.protocol, PROTOCOLS)
-        if self.seq_len is not None and (not isinstance(self.seq_len, int) or self.seq_len < 1):
+        if self.seq_len is not None and (not isinstance(self.seq_len, int) or self.seq_len < 1
+                                         or isinstance(self.seq_len, bool)):
             raise ConfigError(f"seq_len must be a positive integer or None, not {self.seq_len!r}")
         if self.seq_len is None and self.finetune:
             raise ConfigError("finetune=True needs a fixed seq_len")
         if self.seq_len is None and self.window == "all":
             raise ConfigError("window='all' needs a fixed seq_len (None already uses every image)")
-        if not 0 < self.test_fraction < 1:
-            raise ConfigError(f"test_fraction must be between 0 and 1, not {self.test_fraction!r}")
-        for name in ("epochs", "batch_size", "image_size", "n_folds", "lstm_units"):
+        self.test_fraction = params.check_fraction("test_fraction", self.test_fraction)
+        for name in ("epochs", "batch_size", "image_size", "lstm_units"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        params.check_count("n_folds", self.n_folds, minimum=2)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout={self.dropout!r} must be in [0, 1)")
+        self.learning_rate = params.check_positive("learning_rate", self.learning_rate)
         if self.image_size < models.MIN_IMAGE_SIZE:
             raise ConfigError(f"image_size must be at least {models.MIN_IMAGE_SIZE}")
         value = self.weight_decay

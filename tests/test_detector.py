@@ -71,6 +71,15 @@ def trained(table, found) -> dict:
     (dict(weights="/no/such.weights.h5"), "weights"),
     (dict(image_size=16), "image_size"),
     (dict(augment_copies=-1), "augment_copies"),
+    # each of these failed deep in a cell of chapter 3, after the maps were extracted
+    (dict(augment_copies=2.5), "augment_copies"),
+    (dict(protocol="holdout", test_fraction=0.0), "test_fraction"),
+    (dict(protocol="holdout", test_fraction=1.0), "test_fraction"),
+    (dict(early_stopping=2, val_fraction=0.0), "val_fraction"),
+    (dict(early_stopping=2, val_fraction=1.0), "val_fraction"),
+    (dict(early_stopping=-1), "early_stopping"),
+    (dict(early_stopping=2.5), "early_stopping"),
+    (dict(learning_rate=0), "learning_rate"),
 ])
 def test_check_rejects_bad_parameters_naming_them(changes, words):
     with pytest.raises(ConfigError, match=words):
@@ -81,6 +90,7 @@ def test_check_accepts_good_parameters():
     assert Config().check().n_per_class == detector.PAPER_COUNTS
     assert Config(fold=4, n_folds=5).check().fold == 4
     assert Config(protocol="holdout", fold=0).check().protocol == "holdout"
+    assert Config(early_stopping=3, learning_rate=1).check().learning_rate == 1.0
     counts = Config(n_per_class=12).check().n_per_class
     assert counts == {c: 12 for c in CLASSES}
     assert Config(n_per_class="all").check().n_per_class == {c: "all" for c in CLASSES}

@@ -60,6 +60,12 @@ def holdout_run(sample_dir: Path, tmp_path_factory):
     (dict(test_fraction=1.0), "test_fraction"),
     (dict(epochs=0), "epochs"),
     (dict(image_size=16), "image_size"),
+    # each of these failed deep in a cell of chapter 2, after the features were extracted
+    (dict(seq_len=True), "seq_len"),
+    (dict(protocol="kfold", n_folds=1), "n_folds"),
+    (dict(dropout=1.0), "dropout"),
+    (dict(dropout=-0.1), "dropout"),
+    (dict(learning_rate=0), "learning_rate"),
 ])
 def test_check_rejects_bad_parameters_naming_them(changes, words):
     with pytest.raises(ConfigError, match=words):
@@ -70,6 +76,8 @@ def test_check_accepts_and_normalises_good_parameters():
     assert Config().check().backbone == "resnet50"  # imagenet is only named, not fetched
     config = Config(backbone=" AlexNet ", weights="None", seq_len=None).check()
     assert config.backbone == "alexnet" and config.weights is None
+    config = Config(weights=None, learning_rate=1, dropout=0).check()
+    assert type(config.learning_rate) is float  # Keras' Adam refuses a whole number
     assert config.feature_spec().pooling == "avg"
 
 
