@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlib import compare, explain, predict, prognet
+from cxrlib.errors import ConfigError
 from cxrlib.images import load_image
 
 DISPLAY_SIZE = 256  # pixels of the X-rays under a heat map (the map is stretched to it)
@@ -182,7 +183,9 @@ def held_out_series(run_dir: str | Path, sequences: pd.DataFrame,
     tested = pd.read_csv(Path(run_dir) / "predictions.csv", dtype={"patient_id": str})["patient_id"]
     cohort = sequences[sequences["patient_id"].isin(set(tested))]
     if patient_id is not None:
+        if str(patient_id) not in set(cohort["patient_id"]):
+            names = sorted(cohort["patient_id"], key=lambda p: (len(p), p))
+            raise ConfigError(f"patient_id={patient_id!r} is not a test patient of {run_dir}; "
+                              f"choose one of {', '.join(names)}, or None")
         cohort = cohort[cohort["patient_id"] == str(patient_id)]
-        if cohort.empty:
-            raise KeyError(f"patient {patient_id!r} is not a test patient of {run_dir}")
     return cohort.sort_values(["n_images", "patient_id"], ascending=[False, True]).iloc[0]

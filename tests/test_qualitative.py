@@ -5,8 +5,10 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from cxrlib import qualitative
+from cxrlib.errors import ConfigError
 
 
 def _predictions() -> pd.DataFrame:
@@ -80,6 +82,23 @@ def test_missing_and_find_run(tmp_path: Path) -> None:
     assert qualitative.find_run(tmp_path, "prognet", "resnet50/seed-0") == seed  # the first finished
     assert qualitative.find_run(tmp_path, "detector", "cnn/fold-0") == fold
     assert qualitative.find_run(tmp_path / "none", "prognet", "resnet50/seed-0") is None
+    _finished(tmp_path / "prognet" / "alexnet" / "seed-0.failed")  # kept aside: not a run
+    assert qualitative.find_run(tmp_path, "prognet", "vgg16/seed-0") == seed
+    assert qualitative.missing(tmp_path, ["alexnet"]) == ["prognet/alexnet/seed-*"]
+
+
+def test_a_held_out_patient_is_a_test_patient_of_the_run(tmp_path: Path) -> None:
+    """Chapter 6's patient_id: a test patient of the run (as text or a number), else one
+    line naming the parameter and the run's test patients."""
+    run = tmp_path / "prognet" / "resnet50" / "seed-0"
+    run.mkdir(parents=True)
+    pd.DataFrame({"patient_id": ["7", "12"]}).to_csv(run / "predictions.csv", index=False)
+    sequences = pd.DataFrame({"patient_id": ["3", "7", "12"], "n_images": [5, 3, 4],
+                              "paths": [["a"] * 5, ["x"] * 3, ["y"] * 4]})
+    assert qualitative.held_out_series(run, sequences)["patient_id"] == "12"  # the longest
+    assert qualitative.held_out_series(run, sequences, 7)["patient_id"] == "7"
+    with pytest.raises(ConfigError, match=r"patient_id='3' is not a test patient .* 7, 12, or None"):
+        qualitative.held_out_series(run, sequences, "3")  # in the cohort, but trained on
 
 
 def test_the_cam_paths_are_the_images_the_cams_show(tmp_path: Path) -> None:
