@@ -154,15 +154,27 @@ def cohort(data_dir: str | Path, config: Config) -> pd.DataFrame:
     """Patients with >= ``seq_len`` readable frontal X-rays and a survival label."""
     frontal = data.load_cohen(data_dir)
     if config.findings != "all":
+        listed = sorted(frontal["finding"].dropna().unique())
+        if config.findings not in listed:
+            raise DataError(f"findings={config.findings!r}: no frontal X-ray of {data_dir} has "
+                            f"that finding; its findings: {', '.join(listed)}, or 'all'")
         frontal = frontal[frontal["finding"] == config.findings]
     labelled = frontal[frontal["survival"].notna() & frontal["exists"]]
     readable = data.drop_undecodable(labelled, "labelled frontal X-ray")
     frontal = frontal[~frontal.index.isin(labelled.index.difference(readable.index))]
     sequences = data.build_sequences(frontal, min_images=config.seq_len or 1)
     if sequences.empty:
-        raise DataError(f"{data_dir}: no patient has {config.seq_len or 1}+ readable frontal "
-                        "X-rays and a survival label")
+        which = "" if config.findings == "all" else f" with finding {config.findings!r}"
+        raise DataError(f"{data_dir}: no patient{which} has {config.seq_len or 1}+ readable "
+                        f"frontal X-rays and a survival label; {_more_patients(config)}")
     return sequences
+
+
+def _more_patients(config: Config) -> str:
+    """What keeps more patients in the cohort, for an error saying it holds too few."""
+    widen = ["a shorter seq_len"] if (config.seq_len or 1) > 1 else []
+    widen += ["findings='all'"] if config.findings != "all" else []
+    return f"{' or '.join(widen)} keeps more patients" if widen else "the data holds too few patients"
 
 
 FINDINGS_CHOICES = ("all", "COVID-19")  # the two cohorts stated beside every result
@@ -188,6 +200,11 @@ def cohort_summary(data_dir: str | Path, config: Config) -> pd.DataFrame:
 def make_splits(sequences: pd.DataFrame, config: Config) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(fold, train rows, test rows) of the sequences table; patient-level by construction."""
     labels = sequences["label"].to_numpy()
+    if len(np.unique(labels)) < 2:
+        outcome = "survived" if labels[0] == 1 else "died"
+        raise DataError(f"all {len(labels)} patient(s) of the cohort {outcome} (seq_len="
+                        f"{config.seq_len}, findings={config.findings!r}): a split needs both "
+                        f"outcomes; {_more_patients(config)}")
     if config.protocol == "holdout":
         train, test = splits.holdout_split(labels, test_size=config.test_fraction,
                                            seed=config.seed)

@@ -92,6 +92,20 @@ def test_cohort_with_nobody_long_enough_is_a_data_error(tiny_data):
         prognet.cohort(tiny_data, Config(**FAST, seq_len=7))
 
 
+def test_a_cohort_the_findings_filter_empties_says_so(tiny_data):
+    """Chapter 2 stops at its cohort or split cell with one line naming the parameters,
+    not at a split that cannot stratify."""
+    with pytest.raises(DataError, match=r"findings='covid-19'.*its findings: COVID-19, Pneumonia"):
+        prognet.cohort(tiny_data, Config(**FAST, findings="covid-19"))  # not as listed
+    with pytest.raises(DataError, match="no patient with finding 'SARS' has 3"):
+        prognet.cohort(tiny_data, Config(**FAST, findings="SARS"))  # none labelled
+    config = Config(**FAST, findings="COVID-19")
+    sequences = prognet.cohort(tiny_data, config)
+    survivors = sequences[sequences["label"] == 1]  # what a longer seq_len can leave
+    with pytest.raises(DataError, match=r"all 1 patient\(s\) of the cohort survived .*seq_len=3"):
+        prognet.make_splits(survivors, config)
+
+
 @pytest.mark.parametrize("protocol", ["holdout", "kfold"])
 def test_too_few_patients_for_the_split_is_a_data_error(tiny_data, protocol):
     config = Config(**{**FAST, "protocol": protocol})
