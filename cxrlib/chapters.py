@@ -45,11 +45,8 @@ NOT_LISTED = "not listed in this data_dir's metadata.csv"
 
 
 class NoRuns(CxrError):
-    """No finished run where a report chapter looks; shown as its message alone (in
-    IPython and papermill, no traceback: the message says what to run)."""
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"{type(self).__name__}: {self}"]
+    """No finished run where a report chapter looks; like every ``CxrError`` shown as its
+    message alone (the message says what to run)."""
 
 
 def has_runs(folder: str | Path) -> bool:

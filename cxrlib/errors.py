@@ -7,7 +7,14 @@ from __future__ import annotations
 
 
 class CxrError(Exception):
-    """Base class for errors caused by input or parameters (not by a bug)."""
+    """Base class for errors caused by input or parameters (not by a bug).
+
+    In IPython, JupyterLab and papermill it is shown as one line, its class and message
+    (``_render_traceback_``): the message names what to change, and a traceback into the
+    library would only hide it."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 class ImageError(CxrError):
