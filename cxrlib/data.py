@@ -137,7 +137,8 @@ def load_cohen(
     (days, NaN when unknown), ``finding`` (normalised: ``COVID-19`` whatever the schema),
     ``finding_raw``, ``survival`` (``Y``/``N``/NA), ``view``, ``modality``, ``sex``, ``age``,
     ``survival_listed`` (before a merged patient's label is shared by its rows),
-    ``filename``, ``path``, ``content``, ``exists``, ``problem`` (``missing``/``empty
+    ``filename``, ``path``, ``content`` (the image), ``file_key`` (the file: its SHA-256),
+    ``exists``, ``problem`` (``missing``/``empty
     file``/NA) and ``row`` (position in metadata.csv). ``modality=None`` or ``views=None``
     keeps everything; ``unique=False`` keeps rows that repeat an earlier row's image.
     Ids are merged over the whole file, before filtering: one shared image of any view or
@@ -177,7 +178,8 @@ def load_cohen(
 
 
 def merge_shared_patients(images: pd.DataFrame, what: str) -> pd.DataFrame:
-    """Add ``content`` and ``patient_id_listed``; give patients who share an image one id.
+    """Add ``content``, ``file_key`` and ``patient_id_listed``; give patients who share an
+    image one id.
 
     ``content`` is the file's SHA-256, shared by files that hold the same picture
     (``duplicates.same_picture_keys``). Rows without a file name get a key of their own
@@ -188,8 +190,8 @@ def merge_shared_patients(images: pd.DataFrame, what: str) -> pd.DataFrame:
     keys = duplicates.content_keys(images["path"])
     files = [k if k is not None else f"row:{i}" for i, k in enumerate(keys)]
     content = duplicates.same_picture_keys(images["path"].tolist(), files)
-    images = images.assign(content=content, patient_id_listed=images["patient_id"])
-    copies = len(set(files)) - len(set(content))
+    images = images.assign(content=content, file_key=files, patient_id_listed=images["patient_id"])
+    copies = resaved_files(images)
     if copies:
         log.warning("%s: %d file(s) hold the same picture as another file (within %d of 256 "
                     "difference-hash bits: saved again) and count as that image",
@@ -223,6 +225,12 @@ def _label_merged_patients(images: pd.DataFrame, merged: set[str]) -> pd.Series:
     fill = of_merged & survival.isna() & images["patient_id"].isin(one)
     survival[fill] = images.loc[fill, "patient_id"].map(one)
     return survival
+
+
+def resaved_files(images: pd.DataFrame) -> int:
+    """How many files hold the same picture as another file with other bytes (each counted
+    as that image: ``duplicates.same_picture_keys``)."""
+    return int(images.groupby("content")["file_key"].nunique().sub(1).sum())
 
 
 def keep_each_image_once(images: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -440,7 +448,7 @@ def _cohen_summary(data_dir: str | Path, table: pd.DataFrame, min_images: int) -
         "duplicate_patient_ids_merged": {
             row.patient_id: row.listed_ids for row in merged.itertuples()},
         "duplicate_rows_counted_once": int(everything["content"].duplicated().sum()),
-        "of_which_the_same_picture_saved_again": _resaved_files(everything),
+        "of_which_the_same_picture_saved_again": resaved_files(everything),
         **_near_duplicate_counts(everything),
         "findings": _counts(table["finding"]),
         "views": _counts(table["view"]),
@@ -528,13 +536,6 @@ def cohort_by_version(folders: Mapping[str, str | Path], min_images: int = 3) ->
                       "ProgNet patients": block[f"patients_with_{min_images}plus_frontal_and_label"],
                       "deaths": block["deaths_among_them"]}
     return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def _resaved_files(images: pd.DataFrame) -> int:
-    """How many files hold the same picture as another file with other bytes (counted as
-    that image: ``duplicates.same_picture_keys``)."""
-    files = pd.Series(duplicates.content_keys(images["path"]), index=images.index)
-    return int(files.groupby(images["content"]).nunique().sub(1).sum())
 
 
 def _near_duplicate_counts(images: pd.DataFrame) -> dict[str, int]:

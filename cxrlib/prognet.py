@@ -78,9 +78,8 @@ class Config:
         self.weights = models.check_weights(self.weights, self.backbone)
         params.check_choice("window", self.window, WINDOWS)
         params.check_choice("protocol", self.protocol, PROTOCOLS)
-        if self.seq_len is not None and (not isinstance(self.seq_len, int) or self.seq_len < 1
-                                         or isinstance(self.seq_len, bool)):
-            raise ConfigError(f"seq_len must be a positive integer or None, not {self.seq_len!r}")
+        if self.seq_len is not None:
+            params.check_count("seq_len", self.seq_len)
         if self.seq_len is None and self.finetune:
             raise ConfigError("finetune=True needs a fixed seq_len")
         if self.seq_len is None and self.window == "all":
