@@ -132,7 +132,7 @@ def landing_page(results: dict[str, Path], chapters: list[Chapter]) -> str:
     lines = [intro, "", "## What the papers claim", "",
              "Every claim the reproduction tests (`cxrlib.paper.CLAIMS`), with the paper's "
              "number where it gives one:", ""]
-    claims = pd.DataFrame([{"paper": {"prognet": "ProgNet", "detector": "CNN-LSTM detector"}[c["paper"]],
+    claims = pd.DataFrame([{"paper": paper.PAPER_TITLES[c["paper"]],
                             "claim": c["claim"], "where in the paper": c["source"],
                             "paper's value": c.get("target", "")}
                            for c in paper.CLAIMS]).fillna("")

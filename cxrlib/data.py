@@ -508,11 +508,10 @@ def identity_effect(data_dir: str | Path, min_images: int = 3) -> pd.DataFrame:
             "each person once, each image once": keep_each_image_once(listed, "Cohen")}
     rows = []
     for name, images in ways.items():
-        labelled = images[images["survival"].notna()]
-        counts = labelled.groupby("patient_id").size()
-        cohort = counts[counts >= min_images].index
-        outcome = labelled.groupby("patient_id")["survival"].first().loc[cohort]
-        rows.append({"counted": name, "patients": len(cohort), "deaths": int((outcome == "N").sum()),
+        cohort = _prognet_cohort_counts(images, min_images)
+        rows.append({"counted": name,
+                     "patients": cohort[f"patients_with_{min_images}plus_frontal_and_label"],
+                     "deaths": cohort["deaths_among_them"],
                      "frontal X-rays": len(images),
                      "COVID-19 frontal X-rays": int((images["finding"] == "COVID-19").sum())})
     return pd.DataFrame(rows).set_index("counted")

@@ -9,6 +9,9 @@ import pandas as pd
 
 #: The papers' settings: the source of ``prognet.Config``/``detector.Config`` defaults and
 #: of ``cxr batch --profile paper``. ``image_size`` is the backbones' ImageNet input size.
+#: How the two papers are named in tables.
+PAPER_TITLES = {"prognet": "ProgNet", "detector": "CNN-LSTM detector"}
+
 PROGNET_SETUP = {
     "patients": 42, "train_sequences": 34, "test_sequences": 8, "seq_len": 3, "runs": 10,
     "image_size": 224,

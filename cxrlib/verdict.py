@@ -411,7 +411,7 @@ def verdict_table(results_dir: str | Path, compact: bool = False) -> pd.DataFram
         result = judge(claim, runs)
         low, high = result.get("low", np.nan), result.get("high", np.nan)
         rows.append({
-            "paper": {"prognet": "ProgNet", "detector": "CNN-LSTM detector"}[claim["paper"]],
+            "paper": paper.PAPER_TITLES[claim["paper"]],
             "claim": claim["claim"],
             "paper's value": claim.get("target"),
             "ours": None if np.isnan(result.get("ours", np.nan)) else round(result["ours"], 3),
@@ -428,4 +428,10 @@ def verdict_table(results_dir: str | Path, compact: bool = False) -> pd.DataFram
             "key": claim["key"],
         })
     table = pd.DataFrame(rows)
-    return table[["paper", *COMPACT, "why", "key"]] if compact else table
+    return compact_columns(table) if compact else table
+
+
+def compact_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The compact columns of a ``verdict_table`` (``COMPACT``, ``why``, ``key``): the same
+    verdicts, nothing judged again."""
+    return table[["paper", *COMPACT, "why", "key"]]
