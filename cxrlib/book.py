@@ -17,7 +17,6 @@ as well), then the chapter as committed, without outputs. Every chapter page say
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxrlib import paper, paths, publish, readme, runs
+from cxrlib import io, paper, paths, publish, readme, runs
 from cxrlib.errors import CxrError
 
 CHAPTERS = tuple(sorted(runs.NOTEBOOKS.values()))
@@ -68,21 +67,18 @@ def chapter_sources(published: Path | None, sample_publication: Path | None) -> 
     """Each chapter from the first place that has it: the published real-data results,
     a published sample batch, else the committed chapter without outputs."""
     chapters = []
+    places = [(origin, folder, io.read_json(folder / "batch.json", {}))
+              for origin, folder in (("real", published), ("sample", sample_publication))
+              if folder is not None]
     for name in CHAPTERS:
-        for origin, folder in (("real", published), ("sample", sample_publication)):
-            if folder is not None and (folder / "chapters" / name).is_file():
-                info = _batch_info(folder)
+        for origin, folder, info in places:
+            if (folder / "chapters" / name).is_file():
                 chapters.append(Chapter(name, folder / "chapters" / name, origin, info.get("data_dir", "?"),
                                         paths.shown_path(folder.resolve())))
                 break
         else:
             chapters.append(Chapter(name, runs.notebooks_dir() / name, "none"))
     return chapters
-
-
-def _batch_info(folder: Path) -> dict:
-    path = folder / "batch.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 #: Repository pages the book holds: their path in the repository -> their page in the book.

@@ -69,6 +69,12 @@ def write_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
     return write_text(path, json.dumps(to_jsonable(payload), indent=2) + "\n")
 
 
+def read_json(path: str | Path, missing: Any = None) -> Any:
+    """The JSON in ``path``, or ``missing`` when there is no such file."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else missing
+
+
 def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
     """Write a table as CSV atomically (no index column)."""
     return write_text(path, table.to_csv(index=False))

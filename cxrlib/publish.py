@@ -212,8 +212,7 @@ def publish(results_dir: str | Path, out: str | Path, *, prognet_run: str = "res
     results_dir, out = Path(results_dir).resolve(), Path(out).resolve()
     if not (results_dir / "tables").is_dir():
         raise PublishError(f"{results_dir} has no tables/: run `cxr batch` (with its reports) first")
-    info_path = results_dir / "batch.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info = io.read_json(results_dir / "batch.json", {})
     data_dir = info.get("data_dir")
     repo = paths.repository()
     in_notebooks = rewriter_for(results_dir, repo / "notebooks", data_dir)

@@ -8,21 +8,19 @@ reasons behind each verdict and the full tables. Reads ``batch.json`` and
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from cxrlib import paths, verdict
+from cxrlib import io, paths, verdict
 from cxrlib.compare import BASE_TITLES, base_caption
 
 
 def run_line(folder: str | Path) -> str:
     """One sentence on how a batch's results were made: profile, data, runs, time, machine."""
     folder = Path(folder)
-    info_path = folder / "batch.json"
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    info = io.read_json(folder / "batch.json", {})
     environment = info.get("environment", {})
     counts = info.get("counts", {})
     executed, resumed = counts.get("ok", 0), counts.get("skipped (finished)", 0)
